@@ -1,0 +1,40 @@
+# gitops-flows: the two commands a new machine needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-fast bench sandbox-down clean
+
+# Create the virtualenv and install the project with everything the tests and the sandbox need.
+# The lock file pins every version so installs are fast and repeatable.
+$(STAMP): pyproject.toml requirements-lock.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+## Start the local sandbox (moto, Argo CD emulator, Prefect server) and run the pipeline on it.
+run: $(STAMP)
+	$(BIN)/gitops-flows sandbox up
+	$(BIN)/gitops-flows demo
+
+## Run the whole test suite, end-to-end tests included.
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## The suite without the slow end-to-end tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## Benchmarks: ratios against a baseline measured in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+sandbox-down: $(STAMP)
+	$(BIN)/gitops-flows sandbox down
+
+clean:
+	-test -x $(BIN)/gitops-flows && $(BIN)/gitops-flows sandbox down
+	rm -rf $(VENV) .sandbox .pytest_cache

@@ -1,0 +1,1 @@
+"""gitops-flows core: plain Python (no Prefect) for Terraform delivery from Git."""

@@ -1,0 +1,203 @@
+"""Every failure gitops-flows raises, in one tree.
+
+Expected outcomes (no changes, lock held during a read-only plan, drift found, approval rejected)
+are *values*, not exceptions. These classes are for operations that failed.
+
+    GitopsError
+    ├── ConfigError                  bad environment name, missing/invalid environment files
+    │   └── UnknownEnvironment       a name that is not a configured environment
+    ├── TerraformError               terraform exited with an error (carries command, rc, stderr)
+    │   ├── TerraformInitFailed
+    │   ├── TerraformValidateFailed  fmt check or `terraform validate` failed
+    │   ├── TerraformPlanFailed
+    │   ├── TerraformApplyFailed
+    │   ├── TerraformTimeout         the command ran past its timeout and was stopped
+    │   └── StateLocked              the state lock is held by someone else (carries the LockInfo)
+    ├── PlanError
+    │   ├── PlanParseError           `show -json` output we cannot read
+    │   └── StalePlan                state or commit moved since the plan was made/approved
+    ├── PolicyViolation              resources missing the required cost tags
+    ├── ApprovalError
+    │   ├── ApprovalRejected         an approver said no
+    │   └── ApprovalTimedOut         nobody answered in time
+    ├── GitError                     clone/checkout/diff failed
+    ├── DnsError                     Route53 call failed or never reached INSYNC
+    ├── ArgoCDError                  Argo CD API call failed (carries status code and body)
+    │   ├── ArgoCDUnavailable        transient: connection error, timeout, 5xx (safe to retry)
+    │   └── ArgoCDSyncFailed         the sync ended Failed/Error, Degraded, or timed out
+    ├── GitHubError                  GitHub API call failed (carries status code)
+    │   └── GitHubUnavailable        transient: connection error, timeout, 5xx (safe to retry)
+    ├── WebhookError                 a delivery we refuse (carries the HTTP status to answer)
+    ├── SandboxError                 the local sandbox could not start/stop
+    │   └── SandboxObjectNotFound    a sandbox cloud object that does not exist (carries kind, id)
+    └── RollbackFailed               the rollback itself failed (says what is left in which state)
+
+Messages never contain secret values: callers pass already-redacted text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gitops.models import LockInfo
+
+
+class GitopsError(Exception):
+    """Base class of every gitops-flows failure."""
+
+
+class ConfigError(GitopsError):
+    """The environment configuration is missing or invalid."""
+
+
+class UnknownEnvironment(ConfigError):
+    """A name that is not one of the configured environments."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(
+            f"unknown environment {name!r}; configured environments: {', '.join(known) or '(none)'}"
+        )
+
+
+class TerraformError(GitopsError):
+    """terraform exited with an error."""
+
+    def __init__(self, message: str, *, command: str = "", returncode: int | None = None,
+                 stderr: str = "") -> None:
+        self.command = command
+        self.returncode = returncode
+        self.stderr = stderr
+        detail = f"\n{stderr.strip()}" if stderr.strip() else ""
+        super().__init__(f"{message}{detail}")
+
+
+class TerraformInitFailed(TerraformError):
+    """`terraform init` failed."""
+
+
+class TerraformValidateFailed(TerraformError):
+    """`terraform fmt -check` or `terraform validate` failed."""
+
+
+class TerraformPlanFailed(TerraformError):
+    """`terraform plan` or `terraform show -json` failed."""
+
+
+class TerraformApplyFailed(TerraformError):
+    """`terraform apply` of a saved plan failed."""
+
+
+class TerraformTimeout(TerraformError):
+    """A terraform command ran past its timeout and was stopped."""
+
+
+class StateLocked(TerraformError):
+    """The state lock is held by someone else; never broken automatically."""
+
+    def __init__(self, lock: LockInfo, *, command: str = "", stderr: str = "") -> None:
+        self.lock = lock
+        super().__init__(
+            f"state is locked by {lock.who or 'unknown'} (lock ID {lock.id or 'unknown'}, "
+            f"operation {lock.operation or 'unknown'}, since {lock.created or 'unknown'}). "
+            "If that run is dead, check it, then release the lock with "
+            f"`terraform force-unlock {lock.id or '<ID>'}` yourself; gitops-flows never does.",
+            command=command, stderr="",
+        )
+        self.stderr = stderr
+
+
+class PlanError(GitopsError):
+    """A plan cannot be used."""
+
+
+class PlanParseError(PlanError):
+    """`terraform show -json` output that does not match the documented format."""
+
+
+class StalePlan(PlanError):
+    """The state or the commit moved since the plan was made or approved."""
+
+
+class PolicyViolation(GitopsError):
+    """Resources miss the required cost tags."""
+
+    def __init__(self, message: str, violations: list[Any] | None = None) -> None:
+        self.violations = list(violations or [])
+        super().__init__(message)
+
+
+class ApprovalError(GitopsError):
+    """The approval step ended without an approval."""
+
+
+class ApprovalRejected(ApprovalError):
+    """An approver rejected the plan."""
+
+
+class ApprovalTimedOut(ApprovalError):
+    """Nobody answered the approval in time."""
+
+
+class GitError(GitopsError):
+    """A git command failed."""
+
+
+class DnsError(GitopsError):
+    """A Route53 call failed or the change never reached INSYNC."""
+
+
+class ArgoCDError(GitopsError):
+    """An Argo CD API call failed."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, body: str = "") -> None:
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message)
+
+
+class ArgoCDUnavailable(ArgoCDError):
+    """Argo CD did not answer, or answered 5xx: transient, safe to retry."""
+
+
+class ArgoCDSyncFailed(ArgoCDError):
+    """The sync operation failed, the app went Degraded, or it did not settle in time."""
+
+
+class GitHubError(GitopsError):
+    """A GitHub API call failed."""
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class GitHubUnavailable(GitHubError):
+    """GitHub did not answer, or answered 5xx: transient, safe to retry."""
+
+
+class WebhookError(GitopsError):
+    """A webhook delivery we refuse; `status_code` is what the receiver answers."""
+
+    def __init__(self, message: str, status_code: int) -> None:
+        self.status_code = status_code
+        super().__init__(message)
+
+
+class SandboxError(GitopsError):
+    """The local sandbox could not be started, reached or stopped."""
+
+
+class SandboxObjectNotFound(SandboxError):
+    """A sandbox cloud object to update or tamper with does not exist."""
+
+    def __init__(self, kind: str, obj_id: str) -> None:
+        self.kind = kind
+        self.obj_id = obj_id
+        super().__init__(f"sandbox {kind} {obj_id!r} does not exist")
+
+
+class RollbackFailed(GitopsError):
+    """The rollback itself failed; the message says what is left in which state."""

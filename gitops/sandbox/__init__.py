@@ -1,0 +1,1 @@
+"""The local sandbox: AWS on loopback (moto), the Python provider, emulators."""

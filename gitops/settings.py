@@ -1,0 +1,60 @@
+"""Process-wide settings, from ``GITOPS_*`` environment variables. Never secrets.
+
+Secrets live in Prefect blocks; settings only name those blocks. The sandbox writes the values
+for its own services into ``.sandbox/env.json``; the CLI loads that file when present.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gitops.config import DEFAULT_ENVIRONMENTS_DIR
+
+
+class GitopsSettings(BaseSettings):
+    """Where things are and which blocks hold the secrets."""
+
+    model_config = SettingsConfigDict(env_prefix="GITOPS_", frozen=True, extra="ignore")
+
+    repository_url: str = Field(default="", description="the infrastructure Git repository")
+    repository: str = Field(default="acme/infrastructure",
+                            description="owner/name of that repository on GitHub")
+    default_branch: str = "main"
+    environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
+    workdir: Path = Field(default=Path.home() / ".cache" / "gitops-flows",
+                          description="checkouts, plan files, terraform data dirs")
+
+    terraform_binary: str = Field(default="terraform", description="terraform or tofu")
+    terraform_timeout_seconds: float = 1800.0
+    terraform_cli_config: str = Field(default="", description="TF_CLI_CONFIG_FILE for providers")
+    backend_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra -backend-config key=value pairs (the sandbox points S3 at moto)")
+    extra_terraform_env: dict[str, str] = Field(
+        default_factory=dict, description="extra non-secret environment for terraform")
+
+    argocd_url: str = ""
+    argocd_token_block: str = "gitops-argocd-token"
+    github_api_url: str = "https://api.github.com"
+    github_token_block: str = "gitops-github-token"
+    webhook_secret_block: str = "gitops-webhook-secret"
+    prefect_ui_url: str = Field(default="", description="base URL for links to flow runs")
+
+    approval_poll_seconds: int = Field(default=10, ge=1)
+    plan_concurrency: int = Field(default=3, ge=1, le=32)
+    argocd_sync_timeout_seconds: float = 600.0
+    dns_insync_timeout_seconds: float = 300.0
+
+
+def load_settings(sandbox_env: Path | None = None) -> GitopsSettings:
+    """Settings from the environment; values from a sandbox env file fill in what is unset."""
+    import os
+
+    if sandbox_env is not None and sandbox_env.is_file():
+        for key, value in json.loads(sandbox_env.read_text()).items():
+            os.environ.setdefault(key, value)
+    return GitopsSettings()

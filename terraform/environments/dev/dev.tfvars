@@ -1,0 +1,5 @@
+environment = "dev"
+application = "expense"
+owner       = "platform-team"
+image       = "ghcr.io/acme/expense:1.4.0"
+replicas    = 1
