@@ -1,0 +1,35 @@
+"""Prefect blocks that hold every credential the pipeline uses (the only place secrets live)."""
+
+from __future__ import annotations
+
+import os
+
+from gitops.sandbox.aws import SANDBOX_ACCESS_KEY, SANDBOX_REGION, SANDBOX_SECRET_KEY
+
+AWS_BLOCK = "gitops-aws"
+SECRET_BLOCKS = {
+    "argocd": "gitops-argocd-token",
+    "github": "gitops-github-token",
+    "webhook": "gitops-webhook-secret",
+}
+SANDBOX_ENVIRONMENTS = ("dev", "staging", "prod")
+
+
+def register_sandbox_blocks(api_url: str, *, moto_endpoint: str, tokens: dict[str, str]) -> None:
+    """Save the sandbox's AwsCredentials (endpoint = moto) and Secret blocks on ``api_url``."""
+    os.environ["PREFECT_API_URL"] = api_url
+    from prefect.blocks.system import Secret
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    AwsCredentials(
+        aws_access_key_id=SANDBOX_ACCESS_KEY,
+        aws_secret_access_key=SANDBOX_SECRET_KEY,
+        region_name=SANDBOX_REGION,
+        aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
+    ).save(AWS_BLOCK, overwrite=True)
+    for key, block in SECRET_BLOCKS.items():
+        Secret(value=tokens[key]).save(block, overwrite=True)
+    for env in SANDBOX_ENVIRONMENTS:
+        name = f"gitops-db-password-{env}"
+        Secret(value=tokens[f"db-{env}"]).save(name, overwrite=True)

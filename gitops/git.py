@@ -1,0 +1,144 @@
+"""Git, through the git CLI: fetch a repository once, check commits out as worktrees, diff them.
+
+``GitRepository(url, cache_dir)`` keeps one bare mirror per repository URL and adds a detached
+worktree per checkout, so each run sees exactly the commit it was asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.errors import GitError
+
+SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "LC_ALL": "C"}
+_IDENTITY = ["-c", "user.name=gitops-flows", "-c", "user.email=gitops-flows@localhost"]
+
+
+def run_git(args: Sequence[str], *, cwd: Path | None = None, timeout: float = 300.0) -> str:
+    """Run one git command; return stdout, raise GitError with git's message on failure."""
+    env = {**os.environ, **_GIT_ENV}
+    try:
+        done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from exc
+    if done.returncode != 0:
+        raise GitError(f"git {' '.join(args[:2])} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One commit's identity and author."""
+
+    sha: str
+    author_name: str
+    author_email: str
+    subject: str
+
+
+class GitRepository:
+    """A remote repository, mirrored under ``cache_dir``."""
+
+    def __init__(self, url: str, cache_dir: Path) -> None:
+        if not url:
+            raise GitError("no repository URL configured (GITOPS_REPOSITORY_URL)")
+        self.url = url
+        key = hashlib.sha256(url.encode()).hexdigest()[:16]
+        self.mirror = Path(cache_dir) / "mirrors" / f"{key}.git"
+
+    def fetch(self) -> None:
+        """Create or update the local mirror."""
+        if not (self.mirror / "HEAD").exists():
+            self.mirror.parent.mkdir(parents=True, exist_ok=True)
+            run_git(["clone", "--mirror", "--quiet", self.url, str(self.mirror)])
+        else:
+            run_git(["fetch", "--prune", "--quiet", "origin"], cwd=self.mirror)
+
+    def resolve(self, ref: str) -> str:
+        """The full SHA of a branch, tag or (abbreviated) commit."""
+        self.fetch()
+        out = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=self.mirror)
+        return out.strip()
+
+    def checkout(self, sha: str, dest: Path) -> Path:
+        """A detached worktree of ``sha`` at ``dest`` (replaced if it exists)."""
+        if not SHA.fullmatch(sha):
+            raise GitError(f"not a commit SHA: {sha!r}")
+        self.fetch()
+        full = self.resolve(sha)
+        if dest.exists():
+            self.remove_checkout(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        run_git(["worktree", "add", "--detach", "--force", str(dest), full], cwd=self.mirror)
+        return dest
+
+    def remove_checkout(self, dest: Path) -> None:
+        """Drop a worktree made by `checkout`."""
+        try:
+            run_git(["worktree", "remove", "--force", str(dest)], cwd=self.mirror)
+        except GitError:
+            shutil.rmtree(dest, ignore_errors=True)
+            run_git(["worktree", "prune"], cwd=self.mirror)
+
+    def commit(self, sha: str) -> Commit:
+        """Author and subject of one commit."""
+        out = run_git(["show", "-s", "--format=%H%x00%an%x00%ae%x00%s", sha], cwd=self.mirror)
+        full, name, email, subject = out.rstrip("\n").split("\x00", 3)
+        return Commit(full, name, email, subject)
+
+    def changed_files(self, base: str, head: str) -> list[str]:
+        """Paths changed on ``head`` since it forked from ``base`` (``git diff base...head``)."""
+        out = run_git(["diff", "--name-only", f"{base}...{head}"], cwd=self.mirror)
+        return [line for line in out.splitlines() if line]
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """Whether ``older`` is an ancestor of ``newer``."""
+        try:
+            run_git(["merge-base", "--is-ancestor", older, newer], cwd=self.mirror)
+            return True
+        except GitError:
+            return False
+
+
+_SEED_IGNORE = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", "*.tfplan",
+                                      ".terraform.lock.hcl", "__pycache__")
+
+
+def seed_repository(bare: Path, source: Path, scratch: Path, branch: str = "main") -> str:
+    """Create a bare repository holding ``source``'s terraform/ and the Argo CD overlays.
+
+    Used by the sandbox to play the team's infrastructure repository. Returns the commit SHA.
+    """
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    shutil.copytree(source / "terraform", scratch / "terraform", ignore=_SEED_IGNORE)
+    overlays = source / "deployments" / "infra-repo" / "overlays"
+    if overlays.is_dir():
+        shutil.copytree(overlays, scratch / "overlays", ignore=_SEED_IGNORE)
+    run_git(["init", "--quiet", "--initial-branch", branch], cwd=scratch)
+    run_git(["add", "-A"], cwd=scratch)
+    run_git([*_IDENTITY, "commit", "--quiet", "-m", "Seed the sandbox infrastructure repository"],
+            cwd=scratch)
+    bare.parent.mkdir(parents=True, exist_ok=True)
+    run_git(["clone", "--bare", "--quiet", str(scratch), str(bare)])
+    sha = run_git(["rev-parse", "HEAD"], cwd=scratch).strip()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return sha
+
+
+def commit_all(worktree: Path, message: str, *, author: str = "gitops-flows",
+               email: str = "gitops-flows@localhost") -> str:
+    """Commit every change in ``worktree`` (used by the sandbox demo and tests); return the SHA."""
+    run_git(["add", "-A"], cwd=worktree)
+    run_git(["-c", f"user.name={author}", "-c", f"user.email={email}", "commit", "--quiet",
+             "-m", message], cwd=worktree)
+    return run_git(["rev-parse", "HEAD"], cwd=worktree).strip()

@@ -1,0 +1,48 @@
+"""Where one environment's run happens: the checkout, its config, its plan files and data dir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops.config import Environment
+from gitops.settings import GitopsSettings
+
+
+@dataclass(frozen=True)
+class EnvWorkspace:
+    """One environment at one commit, checked out under ``checkout``."""
+
+    settings: GitopsSettings
+    environment: Environment
+    checkout: Path
+    commit: str
+    run_dir: Path
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+    @property
+    def env_dir(self) -> Path:
+        return self.run_dir / self.environment.name
+
+    @property
+    def data_dir(self) -> Path:
+        """TF_DATA_DIR: one per environment, so environments plan concurrently from one checkout."""
+        return self.env_dir / "tfdata"
+
+    @property
+    def stack_dir(self) -> Path:
+        return self.checkout / self.environment.stack
+
+    @property
+    def var_file(self) -> Path:
+        return self.checkout / self.environment.var_file
+
+    @property
+    def backend_file(self) -> Path:
+        return self.checkout / self.environment.backend_config
+
+    def plan_file(self, label: str = "plan") -> Path:
+        return self.env_dir / f"{label}.tfplan"
