@@ -15,9 +15,14 @@ SECRET_BLOCKS = {
 SANDBOX_ENVIRONMENTS = ("dev", "staging", "prod")
 
 
-def register_sandbox_blocks(api_url: str, *, moto_endpoint: str, tokens: dict[str, str]) -> None:
-    """Save the sandbox's AwsCredentials (endpoint = moto) and Secret blocks on ``api_url``."""
-    os.environ["PREFECT_API_URL"] = api_url
+def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
+                            tokens: dict[str, str]) -> None:
+    """Save the sandbox's AwsCredentials (endpoint = moto) and Secret blocks.
+
+    On ``api_url`` when given, else on the Prefect API of the current settings context.
+    """
+    if api_url is not None:
+        os.environ["PREFECT_API_URL"] = api_url
     from prefect.blocks.system import Secret
     from prefect_aws import AwsCredentials
     from prefect_aws.client_parameters import AwsClientParameters

@@ -206,7 +206,7 @@ class Sandbox:
         log = self.logs / f"{name}.log"
         env = dict(os.environ)
         # Tokens reach the emulators through the environment, never the command line.
-        env["GITOPS_EMULATOR_TOKEN"] = state.tokens.get(name, "")
+        env[f"{name.upper()}_EMULATOR_TOKEN"] = state.tokens.get(name, "")
         if name == "prefect":
             env["PREFECT_HOME"] = str(self.root / "prefect")
             env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["CHECKPOINT_DISABLE"] = "1"
     os.environ["TF_IN_AUTOMATION"] = "1"
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="gitops-prefect-home-"))
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +63,38 @@ def state_backend(moto_server: MotoServer, request: pytest.FixtureRequest) -> St
     ensure_state_backend(sandbox_client("s3", moto_server.endpoint),
                          sandbox_client("dynamodb", moto_server.endpoint), backend)
     return backend
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[None]:
+    """One real temporary Prefect server for the session (pause/resume, variables, blocks)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="session")
+def sandbox(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The whole local sandbox (moto, Argo CD + GitHub emulators, provider, infra repo) with its
+    credentials in blocks on the test Prefect server, and the GITOPS_* settings pointing at it."""
+    from deployments.blocks import register_sandbox_blocks
+    from deployments.sandbox import Sandbox, SandboxState
+
+    box = Sandbox(tmp_path_factory.mktemp("sandbox"), source=REPO_ROOT)
+    env = box.up(services=("moto", "argocd", "github"), register_blocks=False)
+    state = SandboxState.load(box.state_file)
+    register_sandbox_blocks(None, moto_endpoint=state.services["moto"].url, tokens=state.tokens)
+    env["GITOPS_APPROVAL_POLL_SECONDS"] = "1"
+    env["GITOPS_ARGOCD_SYNC_TIMEOUT_SECONDS"] = "30"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield box
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        box.down()

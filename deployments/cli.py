@@ -1,0 +1,138 @@
+"""`gitops-flows`: the command line. Runs the flows in-process against the configured Prefect API.
+
+When a sandbox is up (``.sandbox/env.json`` exists), its settings are used for whatever the
+environment does not set, so every command works on the sandbox with no extra flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from deployments.sandbox import Sandbox, project_root
+
+
+def _load_sandbox_env() -> None:
+    env_file = Path(os.environ.get("GITOPS_SANDBOX_DIR", project_root() / ".sandbox")) / "env.json"
+    if env_file.is_file():
+        for key, value in json.loads(env_file.read_text()).items():
+            os.environ.setdefault(key, value)
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    box = Sandbox(Path(os.environ["GITOPS_SANDBOX_DIR"]) if os.environ.get("GITOPS_SANDBOX_DIR")
+                  else None)
+    if args.action == "up":
+        env = box.up()
+        print(f"sandbox is up in {box.root}")
+        for name, status, url in box.status():
+            print(f"  {name:<8} {status:<12} {url}")
+        print(f"  infra repo  {env['GITOPS_REPOSITORY_URL']}")
+        print(f"  settings    {box.env_file}")
+        if "GITOPS_PREFECT_UI_URL" in env:
+            print(f"  Prefect UI  {env['GITOPS_PREFECT_UI_URL']}")
+    elif args.action == "down":
+        stopped = box.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    else:
+        for name, status, url in box.status():
+            print(f"{name:<8} {status:<12} {url}")
+    return 0
+
+
+def _final(state) -> int:
+    print(f"{state.name}: {state.message or ''}")
+    return 0 if state.is_completed() else 1
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from flows.deploy import deploy
+
+    return _final(deploy(args.environment, sha=args.sha, return_state=True))
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from flows.plan import plan
+
+    state = plan(args.environment, sha=args.sha, return_state=True)
+    if state.is_completed():
+        print(state.result())
+    return _final(state)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from flows.rollback import rollback
+
+    state = rollback(args.environment, to=args.to, return_state=True)
+    if state.is_completed():
+        for line in state.result():
+            print(f"rolled back {line}")
+    return _final(state)
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    from prefect.flow_runs import resume_flow_run
+
+    resume_flow_run(args.run_id, run_input={"approve": not args.reject, "approver": args.as_,
+                                            "reason": args.reason or ""})
+    print(f"{'rejected' if args.reject else 'approved'} flow run {args.run_id} as {args.as_}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from deployments.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gitops-flows", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sb = sub.add_parser("sandbox", help="local stand-in for the cloud (loopback only)")
+    sb.add_argument("action", choices=["up", "down", "status"])
+    sb.set_defaults(func=cmd_sandbox)
+
+    for name, func, helptext in (("plan", cmd_plan, "plan one environment (no apply)"),
+                                 ("deploy", cmd_deploy, "the full deploy pipeline"),
+                                 ("apply", cmd_deploy, "same as deploy")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("environment")
+        p.add_argument("--sha", default=None, help="commit (default: head of the default branch)")
+        p.set_defaults(func=func)
+
+    rb = sub.add_parser("rollback", help="roll an environment back (default: last good commit)")
+    rb.add_argument("environment")
+    rb.add_argument("--to", default=None)
+    rb.set_defaults(func=cmd_rollback)
+
+    ap = sub.add_parser("approve", help="answer a paused deploy's approval form")
+    ap.add_argument("run_id")
+    ap.add_argument("--as", dest="as_", required=True, help="approver name")
+    ap.add_argument("--reject", action="store_true")
+    ap.add_argument("--reason", default="")
+    ap.set_defaults(func=cmd_approve)
+
+    dm = sub.add_parser("demo", help="what `make run` runs: staging end to end on the sandbox")
+    dm.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command != "sandbox":
+        _load_sandbox_env()
+    from gitops.errors import GitopsError
+
+    try:
+        return int(args.func(args) or 0)
+    except GitopsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Orchestration helpers shared by the flows: the per-environment slot, workspaces, approval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from prefect.concurrency.sync import concurrency
+from prefect.context import get_run_context
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.logging import get_run_logger
+
+from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
+from gitops.config import load_environment
+from gitops.errors import ApprovalTimedOut
+from gitops.git import Commit
+from gitops.settings import GitopsSettings
+from gitops.workspace import EnvWorkspace
+from tasks.git import checkout_commit
+from tasks.terraform import StagedPlan
+
+
+def slot_name(environment: str) -> str:
+    return f"gitops-deploy-{environment}"
+
+
+def ensure_slot(environment: str) -> None:
+    """Create the environment's global concurrency limit (1 slot) if it does not exist."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(slot_name(environment))
+        except Exception:  # ObjectNotFound; a concurrent creator is fine too
+            try:
+                client.upsert_global_concurrency_limit_by_name(slot_name(environment), 1)
+            except Exception:
+                client.read_global_concurrency_limit_by_name(slot_name(environment))
+
+
+@contextmanager
+def environment_slot(environment: str) -> Iterator[None]:
+    """Hold the environment's single deploy slot: deploys of one environment run one at a time.
+
+    This is on top of the Terraform state lock, which still guards against anything outside
+    Prefect. A deploy that has to wait says so in its log.
+    """
+    logger = get_run_logger()
+    ensure_slot(environment)
+    try:
+        with concurrency(slot_name(environment), occupy=1, timeout_seconds=1, strict=True):
+            yield
+            return
+    except TimeoutError:
+        pass
+    logger.info("waiting: another deploy of %s holds its slot (%s)", environment,
+                slot_name(environment))
+    with concurrency(slot_name(environment), occupy=1, strict=True):
+        logger.info("got the deploy slot of %s", environment)
+        yield
+
+
+def flow_run_id() -> str:
+    ctx = get_run_context()
+    return str(ctx.flow_run.id)
+
+
+def run_dir(settings: GitopsSettings) -> Path:
+    return Path(settings.workdir) / "runs" / flow_run_id()
+
+
+def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, label: str = "checkout",
+                   repo_url: str | None = None) -> tuple[EnvWorkspace, Commit]:
+    """Check out ``ref`` and load the environment's config *from that commit*."""
+    base = run_dir(settings)
+    commit = checkout_commit(repo_url or settings.repository_url, Path(settings.workdir), ref,
+                             base / label)
+    env = load_environment(base / label, environment, settings.environments_dir)
+    return EnvWorkspace(settings, env, base / label, commit.sha, base / f"{label}-envs"), commit
+
+
+def run_url(settings: GitopsSettings) -> str | None:
+    if not settings.prefect_ui_url:
+        return None
+    return f"{settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id()}"
+
+
+def approval_description(ws: EnvWorkspace, staged: StagedPlan, commit: Commit) -> str:
+    """Markdown shown above the approval form in the Prefect UI."""
+    return (
+        f"## Approve the {ws.name} deploy?\n\n"
+        f"Commit `{commit.sha[:12]}` by {commit.author_name}: {commit.subject}\n\n"
+        f"{staged.summary}\n\n"
+        f"Approving applies **exactly** this plan (fingerprint `{staged.fingerprint.short}`); "
+        "if the state moves before apply, the deploy re-plans and asks again."
+    )
+
+
+def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit) -> ApprovalDecision:
+    """Pause the run with the approval form; judge the answer against the environment's rule."""
+    logger = get_run_logger()
+    rule = ws.environment.approval
+    form = ApprovalInput.with_initial_data(description=approval_description(ws, staged, commit),
+                                           approve=False)
+    logger.info("%s: waiting up to %ss for approval of plan %s", ws.name, rule.timeout_seconds,
+                staged.fingerprint.short)
+    try:
+        answer = pause_flow_run(wait_for_input=form, timeout=rule.timeout_seconds,
+                                poll_interval=ws.settings.approval_poll_seconds,
+                                key=f"approve-{ws.name}-{staged.fingerprint.plan_sha256[:12]}")
+    except FlowPauseTimeout as exc:
+        raise ApprovalTimedOut(
+            f"{ws.name}: nobody approved plan {staged.fingerprint.short} within "
+            f"{rule.timeout_seconds}s; nothing was applied") from exc
+    decision = judge_approval(answer, rule, author_name=commit.author_name,
+                              author_email=commit.author_email)
+    if decision.approved:
+        logger.info("%s: approved by %s (%s)", ws.name, decision.approver, decision.reason or "-")
+    else:
+        logger.warning("%s: not approved: %s", ws.name, decision.refusal)
+    return decision

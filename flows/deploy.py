@@ -1,0 +1,164 @@
+"""The deploy flow: checkout → validate → plan → approval → apply → DNS → Argo CD → record.
+
+Orchestration only: every stage is a task in tasks/. A failure at or after apply runs the
+rollback subflow and the run ends Failed saying what was rolled back to what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.logging import get_run_logger
+from prefect.states import Cancelled, Completed, Failed, State
+
+from gitops.errors import ApprovalTimedOut, GitopsError, StalePlan, StateLocked
+from gitops.models import PlanStatus
+from gitops.render import render_plan_markdown
+from gitops.settings import load_settings
+from gitops.workspace import EnvWorkspace
+from flows.common import environment_slot, flow_run_id, open_workspace, request_approval
+from flows.rollback import rollback_environment
+from tasks.argocd import ensure_application, sync_application
+from tasks.dns import DnsChange, point_dns, record_value
+from tasks.records import last_good_commit, record_last_good
+from tasks.terraform import (
+    StagedPlan,
+    apply_staged_plan,
+    enforce_tag_policy,
+    plan_stack,
+    read_outputs,
+    validate_stack,
+)
+
+MAX_REPLANS = 2
+
+
+@dataclass(frozen=True)
+class DeployReport:
+    """What a deploy did, as the flow's result."""
+
+    environment: str
+    commit: str
+    outcome: str  # deployed | no-changes | rejected | timed-out | rolled-back
+    applied: bool = False
+    approver: str = ""
+    dns: str = ""
+    argocd: str = ""
+    rollback: tuple[str, ...] = field(default_factory=tuple)
+    message: str = ""
+
+
+def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
+    if staged.plan is None:
+        return
+    create_markdown_artifact(
+        key=f"plan-{ws.name}",
+        markdown=render_plan_markdown(ws.name, staged.plan, staged.policy),
+        description=f"terraform plan for {ws.name} at {ws.commit[:12]}",
+    )
+
+
+def plan_and_check(ws: EnvWorkspace) -> StagedPlan:
+    staged = plan_stack(ws)
+    if staged.status is PlanStatus.LOCKED:
+        raise StateLocked(staged.lock)
+    publish_plan(ws, staged)
+    enforce_tag_policy(staged)
+    return staged
+
+
+@flow(name="deploy", flow_run_name="deploy-{environment}")
+def deploy(environment: str, sha: str | None = None, repository_url: str | None = None) -> State:
+    """Deploy ``environment`` at ``sha`` (default: head of the default branch)."""
+    settings = load_settings()
+    with environment_slot(environment):
+        return run_deploy(settings, environment, sha or settings.default_branch, repository_url)
+
+
+def run_deploy(settings, environment: str, ref: str, repository_url: str | None) -> State:
+    logger = get_run_logger()
+    ws, commit = open_workspace(settings, environment, ref, repo_url=repository_url)
+    repo_url = repository_url or settings.repository_url
+    logger.info("deploying %s at %s (%s)", environment, commit.sha[:12], commit.subject)
+    validate_stack(ws)
+    staged = plan_and_check(ws)
+    approver = ""
+
+    if staged.has_changes:
+        for attempt in range(MAX_REPLANS + 1):
+            if ws.environment.approval.required:
+                try:
+                    decision = request_approval(ws, staged, commit)
+                except ApprovalTimedOut as exc:
+                    return Failed(message=str(exc), data=DeployReport(
+                        environment, commit.sha, "timed-out", message=str(exc)))
+                if not decision.approved:
+                    msg = f"{environment}: not applied: {decision.refusal}"
+                    return Cancelled(message=msg, data=DeployReport(
+                        environment, commit.sha, "rejected", approver=decision.approver,
+                        message=msg))
+                approver = decision.approver
+            try:
+                apply_staged_plan(ws, staged)
+                break
+            except StalePlan as exc:
+                if attempt == MAX_REPLANS:
+                    raise
+                logger.warning("%s; planning again", exc)
+                staged = plan_and_check(ws)
+                if not staged.has_changes:
+                    break
+            except GitopsError as exc:
+                return fail_and_roll_back(ws, commit.sha, f"apply failed: {exc}", None)
+    else:
+        logger.info("%s: no infrastructure changes at %s; nothing to apply, no approval needed",
+                    environment, commit.sha[:12])
+
+    dns_change: DnsChange | None = None
+    try:
+        outputs = read_outputs(ws)
+        if ws.environment.dns is not None:
+            dns_change = point_dns(ws, record_value(ws.environment.dns, outputs))
+        ensure_application(ws, repo_url)
+        sync_application(ws, commit.sha)
+    except GitopsError as exc:
+        return fail_and_roll_back(ws, commit.sha, f"{type(exc).__name__}: {exc}", dns_change)
+
+    record_last_good(environment, commit.sha, flow_run_id())
+    outcome = "deployed" if staged.has_changes else "no-changes"
+    report = DeployReport(
+        environment, commit.sha, outcome, applied=staged.has_changes, approver=approver,
+        dns=(f"{dns_change.current.name} -> {dns_change.current.values[0]}" if dns_change else ""),
+        argocd=(f"{ws.environment.argocd.application} Synced at {commit.sha[:12]}"
+                if ws.environment.argocd else ""),
+        message=f"{environment} is at {commit.sha[:12]}")
+    return Completed(message=report.message, data=report)
+
+
+def fail_and_roll_back(ws: EnvWorkspace, sha: str, reason: str,
+                       dns_change: DnsChange | None) -> State:
+    """Run the rollback subflow after a failure at or after apply; end the run Failed."""
+    logger = get_run_logger()
+    target = last_good_commit(ws.name)
+    logger.error("%s: %s; rolling back to %s", ws.name, reason, target or "(no last good commit)")
+    result = rollback_environment(
+        ws.name, to_sha=target, reason=reason,
+        previous_dns=(None if dns_change is None else {
+            "existed": dns_change.previous is not None,
+            "name": dns_change.previous.name if dns_change.previous else "",
+            "type": dns_change.previous.type if dns_change.previous else "",
+            "ttl": dns_change.previous.ttl if dns_change.previous else 0,
+            "values": list(dns_change.previous.values) if dns_change.previous else [],
+        }),
+        return_state=True)
+    steps = result.result(raise_on_failure=False) if result.is_completed() else None
+    if result.is_completed():
+        done = tuple(steps or ())
+        msg = f"{ws.name}: deploy of {sha[:12]} failed ({reason}); rolled back: " + "; ".join(done)
+    else:
+        done = ()
+        msg = f"{ws.name}: deploy of {sha[:12]} failed ({reason}); ROLLBACK FAILED: {result.message}"
+    return Failed(message=msg, data=DeployReport(ws.name, sha, "rolled-back", rollback=done,
+                                                 message=msg))

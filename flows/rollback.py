@@ -1,0 +1,97 @@
+"""The rollback subflow: DNS back, Argo CD back, infrastructure back to the last good commit.
+
+Run by the deploy flow after a failure at or after apply (it already holds the environment's
+slot), and by hand as `gitops-flows rollback ENV [--to SHA]` (the `rollback` flow takes the slot).
+Each part runs even if an earlier one failed; a rollback that fails says what is left where.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.logging import get_run_logger
+
+from gitops.errors import ApprovalError, GitopsError, RollbackFailed, StateLocked
+from gitops.models import PlanStatus
+from gitops.route53 import DnsRecord
+from gitops.settings import load_settings
+from flows.common import environment_slot, open_workspace, request_approval
+from tasks.argocd import rollback_application
+from tasks.dns import DnsChange, point_dns, record_value, restore_dns
+from tasks.records import last_good_commit, record_last_good
+from tasks.terraform import apply_staged_plan, plan_stack, read_outputs, validate_stack
+
+
+@flow(name="rollback-subflow", flow_run_name="rollback-{environment}")
+def rollback_environment(environment: str, to_sha: str | None, reason: str = "manual",
+                         previous_dns: dict | None = None) -> list[str]:
+    """Roll ``environment`` back to ``to_sha``; return what was rolled back, part by part."""
+    logger = get_run_logger()
+    settings = load_settings()
+    done: list[str] = []
+    failed: list[str] = []
+    if to_sha is None:
+        raise RollbackFailed(f"{environment}: no last good commit is recorded, so there is nothing "
+                             f"to roll back to; the environment is left as the failed deploy "
+                             f"left it ({reason})")
+    logger.warning("%s: rolling back to %s because %s", environment, to_sha[:12], reason)
+    ws, commit = open_workspace(settings, environment, to_sha, label="rollback")
+
+    # 1. DNS first: it is what users hit.
+    if previous_dns is not None:
+        prev = (DnsRecord(previous_dns["name"], previous_dns["type"], int(previous_dns["ttl"]),
+                          tuple(previous_dns["values"])) if previous_dns["existed"] else None)
+        try:
+            current = DnsRecord(ws.environment.dns.record, ws.environment.dns.type, 0, ())
+            done.append("DNS: " + restore_dns(ws, DnsChange(prev, current)))
+        except GitopsError as exc:
+            failed.append(f"DNS: NOT restored ({exc})")
+
+    # 2. Argo CD back to the last good revision.
+    try:
+        done.append("Argo CD: " + rollback_application(ws, commit.sha))
+    except GitopsError as exc:
+        failed.append(f"Argo CD: NOT rolled back ({exc})")
+
+    # 3. Infrastructure: re-plan and apply the last good commit (approval where required).
+    try:
+        validate_stack(ws)
+        staged = plan_stack(ws)
+        if staged.status is PlanStatus.LOCKED:
+            raise StateLocked(staged.lock)
+        if staged.has_changes:
+            if ws.environment.approval.required:
+                decision = request_approval(ws, staged, commit)
+                if not decision.approved:
+                    raise ApprovalError(f"rollback apply not approved: {decision.refusal}")
+            apply_staged_plan(ws, staged)
+            done.append(f"infrastructure: re-applied {commit.sha[:12]} "
+                        f"({staged.plan.counts.add} add, {staged.plan.counts.change} change, "
+                        f"{staged.plan.counts.destroy} destroy, "
+                        f"{staged.plan.counts.replace} replace)")
+        else:
+            done.append(f"infrastructure: already matches {commit.sha[:12]}")
+        if previous_dns is None and ws.environment.dns is not None:
+            change = point_dns(ws, record_value(ws.environment.dns, read_outputs(ws)))
+            done.append(f"DNS: {change.current.name} -> {change.current.values[0]}")
+    except GitopsError as exc:
+        failed.append(f"infrastructure: NOT rolled back to {commit.sha[:12]} ({exc})")
+
+    for line in done:
+        logger.info("%s: rolled back %s", environment, line)
+    if failed:
+        raise RollbackFailed(f"{environment}: rollback to {commit.sha[:12]} incomplete. "
+                             + " | ".join(failed) + (" | done: " + " | ".join(done) if done else ""))
+    return done
+
+
+@flow(name="rollback", flow_run_name="rollback-{environment}")
+def rollback(environment: str, to: str | None = None) -> list[str]:
+    """Roll ``environment`` back by hand to ``to`` (default: its last good commit)."""
+    settings = load_settings()
+    with environment_slot(environment):
+        target = to or last_good_commit(environment)
+        done = rollback_environment(environment, target, reason="manual rollback")
+        from flows.common import flow_run_id
+
+        record_last_good(environment, target, flow_run_id())
+        return done

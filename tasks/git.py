@@ -1,0 +1,19 @@
+"""Checkout stage: the commit to deploy, as a detached worktree. Fetching is safe to retry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from gitops.git import Commit, GitRepository
+
+
+@task(name="checkout", retries=2, retry_delay_seconds=[2, 5], cache_policy=NO_CACHE)
+def checkout_commit(repo_url: str, cache_dir: Path, ref: str, dest: Path) -> Commit:
+    """Resolve ``ref`` (branch or SHA) and check that commit out at ``dest``."""
+    repo = GitRepository(repo_url, cache_dir)
+    sha = repo.resolve(ref)
+    repo.checkout(sha, dest)
+    return repo.commit(sha)

@@ -1,0 +1,168 @@
+"""Terraform stages as Prefect tasks: validate, plan (+ policy), apply of exactly the approved plan.
+
+Retry policy: validate and plan only read, but their failures are not transient (a held lock waits
+`-lock-timeout` inside terraform and is then reported as a value), so none of them retries.
+`apply` never retries: a failed apply goes to the rollback subflow instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from gitops.errors import PolicyViolation, StalePlan, TerraformValidateFailed
+from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus
+from gitops.plan import Plan, parse_plan
+from gitops.policy import PolicyReport, check_tags
+from gitops.render import render_plan_summary
+from gitops.terraform import TerraformRunner, TerraformSettings
+from gitops.workspace import EnvWorkspace
+from tasks.credentials import aws_environment, load_aws_credentials, secret_variables
+
+
+@dataclass(frozen=True)
+class StagedPlan:
+    """A saved plan, what it changes, the policy verdict, and the fingerprint approval binds to."""
+
+    environment: str
+    commit: str
+    status: PlanStatus
+    plan_file: str
+    fingerprint: PlanFingerprint | None
+    plan: Plan | None
+    policy: PolicyReport | None
+    summary: str
+    lock: LockInfo | None = None
+
+    @property
+    def has_changes(self) -> bool:
+        return self.status is PlanStatus.CHANGES
+
+
+def terraform_env(ws: EnvWorkspace) -> dict[str, str]:
+    """Environment for terraform: credentials from blocks, CLI config, extra settings."""
+    env = dict(ws.settings.extra_terraform_env)
+    env.update(aws_environment(load_aws_credentials(ws.environment.aws_credentials_block)))
+    env.update(secret_variables(ws.environment))
+    if ws.settings.terraform_cli_config:
+        env["TF_CLI_CONFIG_FILE"] = ws.settings.terraform_cli_config
+    return env
+
+
+def make_runner(ws: EnvWorkspace) -> TerraformRunner:
+    """A runner for the workspace's stack, its var file and its own data dir."""
+    settings = TerraformSettings(
+        binary=ws.settings.terraform_binary,
+        timeout_seconds=ws.settings.terraform_timeout_seconds,
+        lock_timeout_seconds=ws.environment.lock_timeout_seconds,
+        env=terraform_env(ws),
+    )
+    ws.env_dir.mkdir(parents=True, exist_ok=True)
+    return TerraformRunner(ws.stack_dir, settings=settings, data_dir=ws.data_dir,
+                           var_files=[ws.var_file])
+
+
+def init_runner(ws: EnvWorkspace) -> TerraformRunner:
+    """A runner whose backend is initialised for the workspace's environment."""
+    runner = make_runner(ws)
+    runner.init(ws.backend_file, ws.settings.backend_overrides)
+    return runner
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@task(name="validate", cache_policy=NO_CACHE)
+def validate_stack(ws: EnvWorkspace) -> None:
+    """`terraform fmt -check`, `init`, `terraform validate` of the environment's stack."""
+    logger = get_run_logger()
+    runner = init_runner(ws)
+    unformatted = runner.fmt_check()
+    if unformatted:
+        raise TerraformValidateFailed(
+            "terraform fmt -check failed; run `terraform fmt -recursive` on: "
+            + ", ".join(unformatted))
+    runner.validate()
+    logger.info("%s: %s is formatted and valid", ws.name, ws.environment.stack)
+
+
+def stage_plan(ws: EnvWorkspace, *, refresh_only: bool = False, label: str = "plan") -> StagedPlan:
+    """Plan to a saved file and read it back (plain function: the pr-plan and drift flows reuse it)."""
+    runner = init_runner(ws)
+    result = runner.plan(ws.plan_file(label), refresh_only=refresh_only)
+    if result.status is PlanStatus.LOCKED:
+        return StagedPlan(ws.name, ws.commit, result.status, "", None, None, None,
+                          "state is locked", lock=result.lock)
+    plan = parse_plan(result.plan_json)
+    policy = check_tags(plan)
+    fingerprint = PlanFingerprint(plan_sha256=result.plan_sha256, state=result.state,
+                                  commit=ws.commit)
+    summary = render_plan_summary(plan, policy, fingerprint.short)
+    return StagedPlan(ws.name, ws.commit, result.status, result.plan_file, fingerprint, plan,
+                      policy, summary)
+
+
+@task(name="plan", cache_policy=NO_CACHE)
+def plan_stack(ws: EnvWorkspace) -> StagedPlan:
+    """`terraform plan -out` + `show -json`, parsed, tag policy checked."""
+    logger = get_run_logger()
+    staged = stage_plan(ws)
+    logger.info("%s: %s", ws.name, staged.summary.splitlines()[0] if staged.summary else "")
+    return staged
+
+
+@task(name="tag-policy", cache_policy=NO_CACHE)
+def enforce_tag_policy(staged: StagedPlan) -> None:
+    """Fail the run before anything is applied if a resource misses a required cost tag."""
+    if staged.policy is None or staged.policy.passed:
+        return
+    lines = [f"{v.address}: missing {', '.join(v.missing) or '-'}; empty {', '.join(v.empty) or '-'}"
+             for v in staged.policy.violations]
+    raise PolicyViolation(
+        f"{staged.environment}: {len(lines)} resource(s) break the tag policy "
+        "(Environment, Application, Owner required):\n" + "\n".join(lines),
+        list(staged.policy.violations))
+
+
+def verify_fingerprint(ws: EnvWorkspace, runner: TerraformRunner, staged: StagedPlan) -> None:
+    """Refuse to apply unless plan file, state snapshot and commit are those approved."""
+    fp = staged.fingerprint
+    if fp is None:
+        raise StalePlan(f"{ws.name}: nothing was planned")
+    if fp.commit != ws.commit:
+        raise StalePlan(f"{ws.name}: plan was made for {fp.commit[:12]}, deploying {ws.commit[:12]}")
+    if file_sha256(Path(staged.plan_file)) != fp.plan_sha256:
+        raise StalePlan(f"{ws.name}: the plan file changed since it was approved")
+    current = runner.current_state()
+    if (current.lineage, current.serial) != (fp.state.lineage, fp.state.serial):
+        raise StalePlan(
+            f"{ws.name}: state moved since the plan (planned against serial {fp.state.serial}, "
+            f"now {current.serial}); re-planning")
+
+
+@task(name="apply", retries=0, cache_policy=NO_CACHE)
+def apply_staged_plan(ws: EnvWorkspace, staged: StagedPlan) -> ApplyResult:
+    """Apply exactly the saved, approved plan file. Never retried."""
+    logger = get_run_logger()
+    runner = init_runner(ws)
+    verify_fingerprint(ws, runner, staged)
+    result = runner.apply(Path(staged.plan_file))
+    logger.info("%s: applied %s; state serial %s", ws.name, staged.fingerprint.short,
+                result.state.serial)
+    return result
+
+
+@task(name="outputs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def read_outputs(ws: EnvWorkspace) -> dict:
+    """The stack's outputs (reading state is safe to retry)."""
+    return init_runner(ws).outputs()

@@ -1,0 +1,46 @@
+"""A working clone of the sandbox's infrastructure repository, for tests that change and push it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from gitops.git import commit_all, run_git
+
+
+class InfraRepo:
+    """Clone of ``url`` at ``path``; edit files, then `push` to get a commit SHA on main."""
+
+    def __init__(self, url: str, path: Path) -> None:
+        self.path = path
+        run_git(["clone", "--quiet", url, str(path)])
+
+    def add_environment(self, name: str, *, like: str = "staging", approval: bool = False,
+                        extra_toml: str = "") -> None:
+        """A new environment = one new folder (+ its Argo CD overlay), as a team would add it."""
+        src = self.path / "terraform" / "environments" / like
+        dst = self.path / "terraform" / "environments" / name
+        shutil.copytree(src, dst)
+        (dst / f"{like}.tfvars").rename(dst / f"{name}.tfvars")
+        for file in dst.iterdir():
+            file.write_text(file.read_text().replace(like, name))
+        toml = dst / "environment.toml"
+        text = toml.read_text().replace("required = false", f"required = {str(approval).lower()}")
+        toml.write_text(text + extra_toml)
+        overlay = self.path / "overlays" / name
+        shutil.copytree(self.path / "overlays" / like, overlay)
+        for file in overlay.iterdir():
+            file.write_text(file.read_text().replace(like, name))
+
+    def set_var(self, env: str, key: str, value: str) -> None:
+        """Set one variable in the environment's tfvars (value as HCL)."""
+        tfvars = self.path / "terraform" / "environments" / env / f"{env}.tfvars"
+        lines = [ln for ln in tfvars.read_text().splitlines() if not ln.split("=")[0].strip() == key]
+        lines.append(f"{key} = {value}")
+        tfvars.write_text("\n".join(lines) + "\n")
+
+    def push(self, message: str, *, author: str = "Dev Eloper",
+             email: str = "dev@example.com") -> str:
+        sha = commit_all(self.path, message, author=author, email=email)
+        run_git(["push", "--quiet", "origin", "HEAD:main"], cwd=self.path)
+        return sha

@@ -1,0 +1,260 @@
+"""End to end on the sandbox: the deploy flow with the real terraform, moto, the Argo CD emulator
+and a real Prefect server. Each test adds its own environment to the infra repo (one folder, as a
+team would), so tests never share state."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from deployments.sandbox import SandboxState
+from gitops.sandbox.aws import sandbox_client
+from tests.infra_repo import InfraRepo
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def infra(sandbox: Any, tmp_path: Path) -> InfraRepo:
+    import os
+
+    return InfraRepo(os.environ["GITOPS_REPOSITORY_URL"], tmp_path / "infra")
+
+
+@pytest.fixture()
+def argocd(sandbox: Any) -> httpx.Client:
+    """The Argo CD emulator's control API (fault injection)."""
+    url = SandboxState.load(sandbox.state_file).services["argocd"].url
+    with httpx.Client(base_url=url, timeout=10) as client:
+        client.post("/_emulator/reset")
+        yield client
+
+
+def moto_url(sandbox: Any) -> str:
+    return SandboxState.load(sandbox.state_file).services["moto"].url
+
+
+def dns_value(sandbox: Any, record: str) -> str | None:
+    r53 = sandbox_client("route53", moto_url(sandbox))
+    zone = r53.list_hosted_zones_by_name(DNSName="sandbox.internal.")["HostedZones"][0]["Id"]
+    for rr in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
+        if rr["Name"] == record + ".":
+            return rr["ResourceRecords"][0]["Value"]
+    return None
+
+
+def argo_app(argocd: httpx.Client, sandbox: Any, name: str) -> dict:
+    token = SandboxState.load(sandbox.state_file).tokens["argocd"]
+    resp = argocd.get(f"/api/v1/applications/{name}", headers={"Authorization": f"Bearer {token}"})
+    resp.raise_for_status()
+    return resp.json()
+
+
+def state_versions(sandbox: Any, env: str) -> int:
+    s3 = sandbox_client("s3", moto_url(sandbox))
+    versions = s3.list_object_versions(Bucket="gitops-tfstate",
+                                       Prefix=f"expense/{env}/terraform.tfstate")
+    return len(versions.get("Versions", []))
+
+
+def deploy_state(env: str, sha: str):
+    from flows.deploy import deploy
+
+    return deploy(env, sha=sha, return_state=True)
+
+
+def find_paused_run(env: str, timeout: float = 60.0) -> Any:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[f"deploy-{env}"])))
+            for run in runs:
+                if run.state and run.state.is_paused():
+                    return run
+            time.sleep(0.5)
+    raise AssertionError(f"no paused deploy of {env} within {timeout}s")
+
+
+class Background:
+    """Run a deploy in a thread (it blocks while paused for approval)."""
+
+    def __init__(self, env: str, sha: str) -> None:
+        self.state: Any = None
+        self.thread = threading.Thread(target=self._run, args=(env, sha), daemon=True)
+        self.thread.start()
+
+    def _run(self, env: str, sha: str) -> None:
+        self.state = deploy_state(env, sha)
+
+    def join(self, timeout: float = 180.0) -> Any:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "deploy did not finish"
+        return self.state
+
+
+def test_staging_like_deploy_applies_points_dns_and_syncs_argocd(sandbox, infra, argocd):
+    infra.add_environment("e2e-stg")
+    sha = infra.push("Add the e2e-stg environment")
+
+    state = deploy_state("e2e-stg", sha)
+
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert report.outcome == "deployed" and report.applied
+    assert dns_value(sandbox, "app.e2e-stg.sandbox.internal").endswith(".lb.sandbox.internal")
+    app = argo_app(argocd, sandbox, "expense-e2e-stg")
+    assert app["spec"]["source"]["path"] == "overlays/e2e-stg"
+    assert app["status"]["sync"]["status"] == "Synced"
+    assert app["status"]["sync"]["revision"] == sha
+    assert app["status"]["health"]["status"] == "Healthy"
+    assert state_versions(sandbox, "e2e-stg") >= 1
+
+    # Same commit again: nothing to apply, no approval, still Synced.
+    again = deploy_state("e2e-stg", sha)
+    assert again.is_completed()
+    assert again.result().outcome == "no-changes"
+
+
+def test_prod_like_deploy_pauses_and_applies_only_after_approval(sandbox, infra, argocd):
+    from prefect.flow_runs import resume_flow_run
+
+    infra.add_environment("e2e-prd", approval=True)
+    sha = infra.push("Add the e2e-prd environment", author="Alice Author", email="alice@example.com")
+
+    run = Background("e2e-prd", sha)
+    paused = find_paused_run("e2e-prd")
+    assert state_versions(sandbox, "e2e-prd") == 0  # nothing applied while waiting
+    resume_flow_run(paused.id, run_input={"approve": True, "approver": "bob",
+                                          "reason": "reviewed the plan"})
+    state = run.join()
+
+    assert state.is_completed(), state.message
+    assert state.result().approver == "bob"
+    assert state_versions(sandbox, "e2e-prd") >= 1
+    assert dns_value(sandbox, "app.e2e-prd.sandbox.internal") is not None
+    assert argo_app(argocd, sandbox, "expense-e2e-prd")["status"]["sync"]["revision"] == sha
+
+
+@pytest.mark.parametrize("answer, outcome", [
+    ({"approve": False, "approver": "bob", "reason": "not today"}, "rejected"),
+    ({"approve": True, "approver": "Alice Author", "reason": "self"}, "rejected"),
+])
+def test_rejected_or_self_approved_prod_deploy_applies_nothing(sandbox, infra, argocd, answer,
+                                                               outcome):
+    from prefect.flow_runs import resume_flow_run
+
+    env = "e2e-rej" if not answer["approve"] else "e2e-self"
+    infra.add_environment(env, approval=True)
+    sha = infra.push(f"Add {env}", author="Alice Author", email="alice@example.com")
+
+    run = Background(env, sha)
+    resume_flow_run(find_paused_run(env).id, run_input=answer)
+    state = run.join()
+
+    assert state.is_cancelled(), state
+    assert state.result(raise_on_failure=False).outcome == outcome
+    assert state_versions(sandbox, env) == 0
+    assert dns_value(sandbox, f"app.{env}.sandbox.internal") is None
+
+
+def test_approval_timeout_applies_nothing(sandbox, infra):
+    infra.add_environment("e2e-tmo", approval=True)
+    toml = infra.path / "terraform/environments/e2e-tmo/environment.toml"
+    toml.write_text(toml.read_text().replace("timeout_seconds = 86400", "timeout_seconds = 3"))
+    sha = infra.push("Add e2e-tmo with a 3 s approval timeout")
+
+    state = deploy_state("e2e-tmo", sha)
+
+    assert state.is_failed()
+    assert "nobody approved" in state.message
+    assert state_versions(sandbox, "e2e-tmo") == 0
+
+
+def test_state_moved_after_approval_is_refused_and_replanned(sandbox, infra):
+    """Someone applies between approval and apply: the approved plan is stale, never applied."""
+    from prefect.flow_runs import resume_flow_run
+
+    infra.add_environment("e2e-stale", approval=True)
+    sha = infra.push("Add e2e-stale")
+    first = Background("e2e-stale", sha)
+    paused = find_paused_run("e2e-stale")
+
+    # Meanwhile the state moves: another version of the stack is applied outside this run.
+    infra.set_var("e2e-stale", "replicas", "5")
+    other = infra.push("Scale e2e-stale")
+    from tests.helpers_terraform import apply_outside_pipeline
+
+    apply_outside_pipeline(sandbox, "e2e-stale", other)
+    versions_before = state_versions(sandbox, "e2e-stale")
+
+    resume_flow_run(paused.id, run_input={"approve": True, "approver": "bob", "reason": "ok"})
+    # The run re-plans against the new state and asks again.
+    second = find_paused_run("e2e-stale")
+    resume_flow_run(second.id, run_input={"approve": True, "approver": "bob", "reason": "again"})
+    state = first.join()
+
+    assert state.is_completed(), state.message
+    assert state_versions(sandbox, "e2e-stale") > versions_before
+
+
+def test_argocd_degraded_after_apply_rolls_back_dns_argocd_and_infrastructure(sandbox, infra,
+                                                                              argocd):
+    infra.add_environment("e2e-rb")
+    good = infra.push("Add e2e-rb")
+    assert deploy_state("e2e-rb", good).is_completed()
+    good_dns = dns_value(sandbox, "app.e2e-rb.sandbox.internal")
+
+    infra.set_var("e2e-rb", "image", '"ghcr.io/acme/expense:2.0.0-broken"')
+    bad = infra.push("Release 2.0.0")
+    argocd.post("/_emulator/applications/expense-e2e-rb/degrade-next-sync",
+                json={"message": "CrashLoopBackOff"})
+
+    state = deploy_state("e2e-rb", bad)
+
+    assert state.is_failed()
+    assert "rolled back" in state.message and "Degraded" in state.message
+    report = state.result(raise_on_failure=False)
+    assert any(line.startswith("Argo CD") for line in report.rollback)
+    assert any(line.startswith("infrastructure") for line in report.rollback)
+    app = argo_app(argocd, sandbox, "expense-e2e-rb")
+    assert app["status"]["sync"]["revision"] == good
+    assert app["status"]["health"]["status"] == "Healthy"
+    assert dns_value(sandbox, "app.e2e-rb.sandbox.internal") == good_dns
+    # Infrastructure is back at the good commit: planning it again shows no changes.
+    again = deploy_state("e2e-rb", good)
+    assert again.result().outcome == "no-changes"
+
+
+def test_transient_argocd_503_is_retried_and_succeeds(sandbox, infra, argocd):
+    infra.add_environment("e2e-503")
+    sha = infra.push("Add e2e-503")
+    argocd.post("/_emulator/faults/unavailable", json={"count": 2, "status": 503})
+
+    state = deploy_state("e2e-503", sha)
+
+    assert state.is_completed(), state.message
+    assert argo_app(argocd, sandbox, "expense-e2e-503")["status"]["sync"]["revision"] == sha
+
+
+def test_two_deploys_of_one_environment_run_one_after_the_other(sandbox, infra, argocd):
+    infra.add_environment("e2e-conc")
+    sha = infra.push("Add e2e-conc")
+    argocd.put("/_emulator/sync-seconds", json={"seconds": 3})
+    try:
+        first, second = Background("e2e-conc", sha), Background("e2e-conc", sha)
+        a, b = first.join(), second.join()
+    finally:
+        argocd.put("/_emulator/sync-seconds", json={"seconds": 2.0})
+    assert a.is_completed() and b.is_completed(), (a.message, b.message)
+    outcomes = sorted([a.result().outcome, b.result().outcome])
+    # Serialised: one applied, the other found nothing left to do. Never two applies at once.
+    assert outcomes == ["deployed", "no-changes"]
