@@ -5,20 +5,29 @@ from __future__ import annotations
 from typing import Any
 
 from gitops.config import Environment
+from gitops.errors import ConfigError
 
 
 def load_aws_credentials(block_name: str) -> Any:
     """The AwsCredentials block named ``block_name``."""
     from prefect_aws import AwsCredentials
 
-    return AwsCredentials.load(block_name, _sync=True)
+    try:
+        return AwsCredentials.load(block_name, _sync=True)
+    except ValueError as exc:
+        raise ConfigError(f"AwsCredentials block {block_name!r} not found: create it in the "
+                          "Prefect UI (Blocks) or with prefect-aws before deploying") from exc
 
 
 def load_secret(block_name: str) -> str:
     """The value of the Secret block named ``block_name``."""
     from prefect.blocks.system import Secret
 
-    return str(Secret.load(block_name, _sync=True).get())
+    try:
+        return str(Secret.load(block_name, _sync=True).get())
+    except ValueError as exc:
+        raise ConfigError(f"Secret block {block_name!r} not found: create it in the Prefect UI "
+                          "(Blocks > Secret) before deploying") from exc
 
 
 def aws_environment(credentials: Any) -> dict[str, str]:

@@ -27,6 +27,10 @@ class InfraRepo:
         toml = dst / "environment.toml"
         text = toml.read_text().replace("required = false", f"required = {str(approval).lower()}")
         toml.write_text(text + extra_toml)
+        # Its database password lives in a Secret block, as every secret does.
+        from prefect.blocks.system import Secret
+
+        Secret(value=f"test-db-password-{name}").save(f"gitops-db-password-{name}", overwrite=True)
         overlay = self.path / "overlays" / name
         shutil.copytree(self.path / "overlays" / like, overlay)
         for file in overlay.iterdir():
