@@ -1,0 +1,583 @@
+"""Markdown for humans: the PR plan comment, the approval text and the full plan artifact. PURE.
+
+* :func:`render_pr_comment`: one comment for all environments of a PR, ALWAYS at most ``limit``
+  characters (GitHub's limit is 65,536 characters, measured with ``len``). Layout: the hidden
+  marker (so the comment can be found and updated), the header, a summary table (one row per
+  environment), the destructive changes, then one ``<details>`` block per environment.
+  When everything does not fit, the environments share the space fairly (an environment that
+  needs little keeps all of it, the others split the rest) and each one degrades on its own:
+  all attribute changes → some attribute changes (destructive resources first) → addresses only
+  → as many addresses as fit → counts only (the table), always with a note
+  "N resources not shown — full plan: <artifact url>".
+* :func:`render_plan_summary`: a short text for the approval form (counts, destructive changes
+  first, drift, tag policy, plan fingerprint).
+* :func:`render_plan_markdown`: everything, for a Prefect artifact (no size budget).
+
+Every piece of text goes through :func:`gitops.redact.redact_text` (the plan model already masks
+sensitive and credential-looking values). Every ``<details>`` and code fence opened is closed;
+text from the plan cannot close a fence or break a table row.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gitops.plan import ABSENT, Action, AttributeChange, OutputChange, Plan, ResourceChange
+from gitops.policy import PolicyReport
+from gitops.redact import redact_text
+
+__all__ = [
+    "DEFAULT_MARKER", "GITHUB_COMMENT_LIMIT", "EnvReport",
+    "render_plan_markdown", "render_plan_summary", "render_pr_comment",
+]
+
+DEFAULT_MARKER = "<!-- gitops-flows:plan -->"
+"""Hidden first line of the PR comment: how the comment is found again to be updated."""
+GITHUB_COMMENT_LIMIT = 65536
+"""GitHub's maximum comment body, in characters."""
+
+MAX_ATTRIBUTES_PER_RESOURCE = 40
+"""Attribute lines shown per resource in a PR comment (the artifact shows all)."""
+MAX_DESTRUCTIVE_LISTED = 100
+"""Destructive changes listed above the details in a PR comment (the details list them all)."""
+MAX_LISTED = 10
+"""Tag violations, drifted resources and outputs listed per environment in a PR comment."""
+
+_SIGIL = {Action.CREATE: "+", Action.DELETE: "-", Action.UPDATE: "~", Action.REPLACE: "-/+",
+          Action.READ: "<=", Action.FORGET: ".", Action.OTHER: "?", Action.NO_OP: " "}
+_VERB = {Action.CREATE: "create", Action.DELETE: "destroy", Action.UPDATE: "update in-place",
+         Action.REPLACE: "replace", Action.READ: "read", Action.FORGET: "forget (state only)",
+         Action.OTHER: "other", Action.NO_OP: "no-op"}
+_NO_ATTRIBUTES = frozenset({Action.DELETE, Action.READ, Action.FORGET, Action.NO_OP})
+
+
+@dataclass(frozen=True, slots=True)
+class EnvReport:
+    """What one environment's plan run produced, for the PR comment.
+
+    ``plan`` is None when planning failed (then ``error`` says why, already free of secrets as
+    far as the caller knows; it is redacted again anyway) or did not run.
+    """
+
+    env: str
+    plan: Plan | None = None
+    policy: PolicyReport | None = None
+    error: str | None = None
+    artifact_url: str | None = None
+    run_url: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# small markdown helpers
+
+
+def _fence_safe(text: str) -> str:
+    """Text that cannot end a ``` code fence."""
+    return text.replace("```", "`\u200b``") if "```" in text else text
+
+
+def _code(text: str, *, table: bool = False) -> str:
+    """``text`` as an inline code span (escaped for a table cell when ``table``)."""
+    text = text.replace("\n", " ")
+    longest = run = 0
+    for ch in text:
+        run = run + 1 if ch == "`" else 0
+        longest = max(longest, run)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    span = f"{ticks}{pad}{text}{pad}{ticks}"
+    return span.replace("|", "\\|") if table else span
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _redact_lines(lines: list[str]) -> list[str]:
+    """Redact many one-line strings with one pass (falls back to one by one if lines merge)."""
+    if not lines:
+        return lines
+    joined = "\n".join(lines)
+    redacted = redact_text(joined)
+    if redacted is joined or redacted == joined:
+        return lines
+    out = redacted.split("\n")
+    if len(out) == len(lines):
+        return out
+    return [redact_text(line).replace("\n", " ") for line in lines]
+
+
+def _full_plan_ref(report: EnvReport) -> str:
+    if report.artifact_url:
+        return report.artifact_url
+    if report.run_url:
+        return report.run_url
+    return "see the plan run's artifacts"
+
+
+def _not_shown_note(n: int, report: EnvReport) -> str:
+    return f"_{_plural(n, 'resource')} not shown — full plan: {_full_plan_ref(report)}_\n"
+
+
+def _attrs_not_shown_note(n: int, report: EnvReport) -> str:
+    return (f"_Attribute changes of {_plural(n, 'resource')} not shown — full plan: "
+            f"{_full_plan_ref(report)}_\n")
+
+
+# --------------------------------------------------------------------------------------------
+# resource and attribute lines (unredacted; callers redact)
+
+
+def _resource_line(change: ResourceChange, *, drift: bool = False) -> str:
+    sigil = "+/-" if change.create_before_destroy else _SIGIL[change.action]
+    verb = _VERB[change.action]
+    if drift:
+        verb = ("deleted outside Terraform" if change.action is Action.DELETE
+                else "changed outside Terraform")
+    if change.action is Action.OTHER:
+        verb = "+".join(change.actions)
+    if change.deposed:
+        verb += f" (deposed object {change.deposed})"
+    reason = f" ({change.action_reason})" if change.action_reason else ""
+    moved = f" (moved from {change.previous_address})" if change.previous_address else ""
+    return _fence_safe(f"{sigil} {change.address}  # {verb}{reason}{moved}")
+
+
+def _attribute_line(attr: AttributeChange) -> str:
+    if attr.before == ABSENT:
+        text = f"+     {attr.path} = {attr.after}"
+    elif attr.after == ABSENT:
+        text = f"-     {attr.path} = {attr.before}"
+    else:
+        text = f"~     {attr.path} = {attr.before} -> {attr.after}"
+    if attr.forces_replacement:
+        text += "  # forces replacement"
+    return _fence_safe(text)
+
+
+def _attribute_lines(change: ResourceChange, cap: int | None) -> list[str]:
+    if change.action in _NO_ATTRIBUTES:
+        return []
+    attrs = change.attributes
+    lines = [_attribute_line(a) for a in (attrs if cap is None else attrs[:cap])]
+    if cap is not None and len(attrs) > cap:
+        lines.append(f"      … {len(attrs) - cap} more attribute changes")
+    return lines
+
+
+def _output_line(output: OutputChange) -> str:
+    name = f"output.{output.name}"
+    if output.action is Action.CREATE:
+        return _fence_safe(f"+ {name} = {output.after}")
+    if output.action is Action.DELETE:
+        return _fence_safe(f"- {name} = {output.before}")
+    return _fence_safe(f"~ {name} = {output.before or 'null'} -> {output.after or 'null'}")
+
+
+# --------------------------------------------------------------------------------------------
+# PR comment
+
+
+def _table(reports: Sequence[EnvReport]) -> str:
+    rows = ["| Environment | Add | Change | Destroy | Replace | Tag policy | Status |",
+            "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for r in reports:
+        plan = r.plan
+        if plan is None:
+            counts = ["—"] * 4
+        else:
+            c = plan.counts
+            counts = [str(c.add), str(c.change), str(c.destroy), str(c.replace)]
+        if r.policy is None:
+            policy = "—"
+        elif r.policy.passed:
+            policy = "✅ passed"
+        else:
+            policy = f"❌ {_plural(len(r.policy.violations), 'violation')}"
+        status = _status(r)
+        if r.run_url:
+            status = f"[{status}]({r.run_url})"
+        rows.append(f"| {_code(r.env, table=True)} | {' | '.join(counts)} | {policy} | {status} |")
+    return "\n".join(_redact_lines(rows)) + "\n"
+
+
+def _status(r: EnvReport) -> str:
+    if r.error is not None:
+        return "❌ error"
+    plan = r.plan
+    if plan is None:
+        return "not planned"
+    if plan.errored:
+        text = "❌ plan errored"
+    elif plan.destructive:
+        text = "⚠️ destructive changes"
+    elif plan.has_changes:
+        text = "changes"
+    else:
+        text = "✅ no changes"
+    if plan.drift:
+        text += f" · drift: {len(plan.drift)}"
+    return text
+
+
+def _destructive_section(reports: Sequence[EnvReport], budget: int) -> str:
+    entries = [(r, c) for r in reports if r.plan is not None for c in r.plan.destructive]
+    if not entries or budget <= 0:
+        return ""
+    title = f"**⚠️ Destructive changes ({len(entries)})**\n\n"
+    listed = _redact_lines([
+        f"- {_code(r.env)} **{'destroy' if c.action is Action.DELETE else _VERB[c.action]}** "
+        f"{_code(c.address)}{f' ({c.action_reason})' if c.action_reason else ''}"
+        for r, c in entries[:MAX_DESTRUCTIVE_LISTED]
+    ])
+    total = len(entries)
+    out = title
+    shown = 0
+    for line in listed:
+        rest = total - shown - 1
+        tail = _more_destructive(rest) if rest else ""
+        if len(out) + len(line) + 1 + len(tail) + 1 > budget:
+            break
+        out += line + "\n"
+        shown += 1
+    if shown < total:
+        out += _more_destructive(total - shown)
+    return out + "\n" if len(out) + 1 <= budget else ""
+
+
+def _more_destructive(n: int) -> str:
+    return f"- … and {n} more (see details below)\n"
+
+
+class _EnvBlock:
+    """One environment's ``<details>`` block, rendered to fit a budget."""
+
+    def __init__(self, report: EnvReport) -> None:
+        self.report = report
+        plan = report.plan
+        self.changes: tuple[ResourceChange, ...] = (
+            plan.changes_destructive_first if plan is not None else ())
+        self._headers: list[str] | None = None
+        self._attrs: dict[int, list[str]] = {}
+        self._full: str | None = None
+
+    @property
+    def needed(self) -> bool:
+        r = self.report
+        if r.error is not None:
+            return True
+        plan = r.plan
+        if plan is None:
+            return False
+        return bool(plan.changes or plan.drift or plan.outputs
+                    or (r.policy is not None and not r.policy.passed))
+
+    def _open(self) -> str:
+        r = self.report
+        if r.plan is not None:
+            counts = r.plan.counts.summary()
+        elif r.error is not None:
+            counts = "plan failed"
+        else:
+            counts = "not planned"
+        summary = redact_text(f"<b>{html.escape(r.env)}</b>: {html.escape(counts)}")
+        return f"<details><summary>{summary}</summary>\n\n"
+
+    _CLOSE = "</details>\n\n"
+
+    def headers(self) -> list[str]:
+        if self._headers is None:
+            self._headers = _redact_lines([_resource_line(c) for c in self.changes])
+        return self._headers
+
+    def attrs(self, i: int) -> list[str]:
+        lines = self._attrs.get(i)
+        if lines is None:
+            lines = _redact_lines(_attribute_lines(self.changes[i], MAX_ATTRIBUTES_PER_RESOURCE))
+            self._attrs[i] = lines
+        return lines
+
+    def _extras(self, cap: int) -> tuple[str, str]:
+        """(text before the resource list, text after it) with at most ``cap`` items per list."""
+        r = self.report
+        before = ""
+        if r.error is not None:
+            error = r.error if len(r.error) <= 3000 else r.error[:3000] + "\n… (truncated)"
+            if cap < MAX_LISTED:
+                error = error[:300] + ("…" if len(error) > 300 else "")
+            before += f"**Error:**\n\n```\n{_fence_safe(redact_text(error))}\n```\n\n"
+        if r.policy is not None and not r.policy.passed:
+            v = r.policy.violations
+            before += f"**Tag policy:** {r.policy.summary()}\n"
+            lines = [f"- {_code(x.address)}: {x.describe()}" for x in v[:cap]]
+            if len(v) > cap:
+                lines.append(f"- … and {len(v) - cap} more")
+            before += "".join(f"{line}\n" for line in _redact_lines(lines)) + "\n"
+        plan = r.plan
+        if plan is not None and plan.drift:
+            names = ", ".join(_code(d.address) for d in plan.drift[:cap])
+            more = f", … and {len(plan.drift) - cap} more" if len(plan.drift) > cap else ""
+            sep = ": " if names else ""
+            before += redact_text(
+                f"**Drift:** {_plural(len(plan.drift), 'resource')} changed outside Terraform"
+                f"{sep}{names}{more}\n\n")
+        after = ""
+        if plan is not None and plan.outputs and cap:
+            lines = [_output_line(o) for o in plan.outputs[:cap]]
+            if len(plan.outputs) > cap:
+                lines.append(f"  … and {len(plan.outputs) - cap} more outputs")
+            after = "**Outputs:**\n\n```diff\n" + "".join(
+                f"{line}\n" for line in _redact_lines(lines)) + "```\n\n"
+        return before, after
+
+    def minimal(self) -> str:
+        n = len(self.changes)
+        note = _not_shown_note(n, self.report) if n else ""
+        if self.report.error is not None and not n:
+            before, _ = self._extras(0)
+            text = self._open() + before + self._CLOSE
+            if len(text) <= 700:
+                return text
+            return self._open() + "**Error:** see the run.\n\n" + self._CLOSE
+        return self._open() + (note + "\n" if note else "") + self._CLOSE
+
+    def full_length_hint(self, ceiling: int) -> int:
+        """Length of the full block, or ``ceiling + 1`` if it clearly exceeds ``ceiling``."""
+        if sum(len(h) + 1 for h in self.headers()) > ceiling:
+            return ceiling + 1
+        return len(self.full())
+
+    def full(self) -> str:
+        if self._full is None:
+            body = []
+            for i, header in enumerate(self.headers()):
+                body.append(header)
+                body.extend(self.attrs(i))
+            self._full = self._assemble(body, MAX_LISTED, note="")
+        return self._full
+
+    def _assemble(self, lines: list[str], cap: int, note: str) -> str:
+        before, after = self._extras(cap)
+        resources = ("```diff\n" + "".join(f"{line}\n" for line in lines) + "```\n\n"
+                     if lines else "")
+        return self._open() + before + resources + after + (note + "\n" if note else "") + \
+            self._CLOSE
+
+    def render(self, budget: int) -> str:
+        """The most detailed block that fits ``budget`` (the minimal block if none does).
+
+        In order: everything; every address with attribute changes for as many resources as fit
+        (destructive first); as many addresses as fit; the minimal block. Tag violations, drifted
+        resources and outputs are listed up to 10, then 3, then not at all.
+        """
+        if self.full_length_hint(budget) <= budget:
+            return self.full()
+        headers = self.headers()
+        n = len(headers)
+        header_size = sum(len(h) + 1 for h in headers)
+        for cap in (MAX_LISTED, 3, 0):
+            if not n:
+                break
+            # "x" stands for the resource lines: "x\n" is 2 characters
+            frame = len(self._assemble(["x"], cap, _attrs_not_shown_note(n, self.report))) - 2
+            room = budget - frame - header_size
+            if room < 0:
+                continue
+            body: list[str] = []
+            omitted = 0
+            for i, header in enumerate(headers):
+                body.append(header)
+                if self.changes[i].action in _NO_ATTRIBUTES:
+                    continue
+                attrs = self.attrs(i) if room > 20 else None
+                size = sum(len(a) + 1 for a in attrs) if attrs is not None else room + 1
+                if size <= room:
+                    body.extend(attrs or ())
+                    room -= size
+                else:
+                    omitted += 1
+            note = _attrs_not_shown_note(omitted, self.report) if omitted else ""
+            text = self._assemble(body, cap, note)
+            if len(text) <= budget:
+                return text
+        for cap in (MAX_LISTED, 3, 0):
+            frame = len(self._assemble(["x"], cap, _not_shown_note(n, self.report))) - 2
+            room = budget - frame
+            if room < 0:
+                continue
+            shown: list[str] = []
+            for header in headers:
+                if len(header) + 1 > room:
+                    break
+                shown.append(header)
+                room -= len(header) + 1
+            if n and not shown:
+                continue
+            note = _not_shown_note(n - len(shown), self.report) if len(shown) < n else ""
+            text = self._assemble(shown, cap, note)
+            if len(text) <= budget:
+                return text
+        return self.minimal()
+
+
+def render_pr_comment(reports: Sequence[EnvReport], *, header: str,
+                      marker: str = DEFAULT_MARKER, limit: int = GITHUB_COMMENT_LIMIT,
+                      footer: str = "") -> str:
+    """The PR comment for all environments, at most ``limit`` characters (see module doc)."""
+    budget = limit
+    for _ in range(4):
+        text = redact_text(_compose(reports, header, marker, budget, footer))
+        if len(text) <= limit:
+            return text
+        budget -= len(text) - limit + 64  # redaction grew the text: aim lower
+    return _last_resort(reports, marker, limit)
+
+
+def _compose(reports: Sequence[EnvReport], header: str, marker: str, budget: int,
+             footer: str) -> str:
+    head = f"{marker}\n"
+    if header:
+        head += redact_text(header).rstrip("\n") + "\n\n"
+    head += _table(reports) + "\n"
+    foot = redact_text(footer).rstrip("\n") + "\n" if footer else ""
+    room = budget - len(head) - len(foot)
+    if room < 0:
+        return _last_resort(reports, marker, budget)
+    blocks = [_EnvBlock(r) for r in reports]
+    blocks = [b for b in blocks if b.needed]
+    minimal = [len(b.minimal()) for b in blocks]
+    slack = room - sum(minimal)
+    if slack < 0:  # not even one summary line per environment: the table has to do
+        note = "_Details not shown (comment size limit) — full plans: see the linked runs._\n\n"
+        destructive = _destructive_section(reports, (room - len(note)) // 2)
+        if len(destructive) + len(note) > room:
+            note = ""
+        if len(destructive) + len(note) > room:
+            destructive = ""
+        return head + destructive + note + foot
+    destructive = _destructive_section(reports, max(slack // 3, min(slack, 2000)))
+    room -= len(destructive)
+    rendered: dict[int, str] = {}
+    # fair shares: the cheapest environments first, each gets its minimum plus an equal part of
+    # what is left; what one does not use goes to the next
+    order = sorted(range(len(blocks)), key=lambda i: blocks[i].full_length_hint(room))
+    min_left = sum(minimal)
+    remaining = room
+    for k, i in enumerate(order):
+        left = len(order) - k
+        slack_now = remaining - min_left
+        share = minimal[i] + max(0, slack_now) // left
+        text = blocks[i].render(share)
+        if len(text) > share:
+            text = blocks[i].minimal()
+        rendered[i] = text
+        remaining -= len(text)
+        min_left -= minimal[i]
+    body = "".join(rendered[i] for i in range(len(blocks)))
+    return head + destructive + body + foot
+
+
+def _last_resort(reports: Sequence[EnvReport], marker: str, limit: int) -> str:
+    """Marker, table and a note, cut to ``limit`` at a line boundary (the header/footer are dropped)."""
+    text = f"{marker}\n" + _table(reports) + "\n_Details not shown (comment size limit)._\n"
+    text = redact_text(text)
+    if len(text) <= limit:
+        return text
+    text = f"{marker}\n_Plan summary not shown (comment size limit)._\n"
+    return text if len(text) <= limit else marker[:limit]
+
+
+# --------------------------------------------------------------------------------------------
+# approval summary and full artifact
+
+
+def render_plan_summary(plan: Plan, policy: PolicyReport | None,
+                        fingerprint_short: str | None, *, limit: int = 3000) -> str:
+    """A short text for the approval form: counts, destructive changes first, drift, tag policy
+    and the plan fingerprint; at most ``limit`` characters."""
+    for cap in (20, 10, 5, 0):
+        text = redact_text(_summary(plan, policy, fingerprint_short, cap))
+        if len(text) <= limit:
+            return text
+    return text[: max(0, limit - 1)] + "…" if limit else ""
+
+
+def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, cap: int) -> str:
+    c = plan.counts
+    lines = [f"**Plan:** {c.summary()}" if plan.has_changes or c.total else "**Plan:** no changes"]
+    destructive = plan.destructive
+    if destructive:
+        lines += ["", f"**⚠️ Destructive changes ({len(destructive)}):**", ""]
+        for change in destructive[:cap]:
+            verb = "destroy" if change.action is Action.DELETE else _VERB[change.action]
+            reason = f" ({change.action_reason})" if change.action_reason else ""
+            lines.append(f"- {verb} {_code(change.address)}{reason}")
+        if len(destructive) > cap:
+            lines.append(f"- … and {len(destructive) - cap} more")
+    if plan.drift:
+        lines += ["", f"**Drift:** {_plural(len(plan.drift), 'resource')} changed outside "
+                  "Terraform"]
+    if policy is not None:
+        if policy.passed:
+            lines += ["", f"**Tag policy:** ✅ {policy.summary()}"]
+        else:
+            lines += ["", f"**Tag policy:** ❌ {policy.summary()}", ""]
+            for v in policy.violations[:cap]:
+                lines.append(f"- {_code(v.address)}: {v.describe()}")
+            if len(policy.violations) > cap:
+                lines.append(f"- … and {len(policy.violations) - cap} more")
+    if fingerprint:
+        lines += ["", f"**Plan fingerprint:** {_code(fingerprint)}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_plan_markdown(env: str, plan: Plan, policy: PolicyReport | None) -> str:
+    """The whole plan as markdown (every resource and attribute change), for a Prefect artifact."""
+    c = plan.counts
+    out = [f"# Terraform plan: {_code(env)}", ""]
+    meta = f"Terraform {plan.terraform_version or 'unknown'} · plan format {plan.format_version}"
+    if plan.errored:
+        meta += " · **plan errored (cannot be applied)**"
+    out += [meta, ""]
+    if plan.has_changes or c.total:
+        out.append(f"**{c.summary()}** (Terraform's count: {c.terraform_add} to add, "
+                   f"{c.change} to change, {c.terraform_destroy} to destroy)")
+    else:
+        out.append("**No changes.** The infrastructure matches the configuration.")
+    out.append("")
+    if plan.destructive:
+        out += [f"## ⚠️ Destructive changes ({len(plan.destructive)})", ""]
+        for change in plan.destructive:
+            verb = "destroy" if change.action is Action.DELETE else _VERB[change.action]
+            reason = f" ({change.action_reason})" if change.action_reason else ""
+            out.append(f"- **{verb}** {_code(change.address)}{reason}")
+        out.append("")
+    if policy is not None:
+        out += ["## Tag policy", ""]
+        if policy.passed:
+            out.append(f"✅ {policy.summary()}")
+        else:
+            out.append(f"❌ {policy.summary()}")
+            out.append("")
+            out += [f"- {_code(v.address)}: {v.describe()}" for v in policy.violations]
+        out.append("")
+    if plan.changes:
+        out += ["## Resource changes", "", "```diff"]
+        for change in plan.changes_destructive_first:
+            out.append(_resource_line(change))
+            out += _attribute_lines(change, None)
+        out += ["```", ""]
+    if plan.drift:
+        out += ["## Drift: changed outside Terraform", "", "```diff"]
+        for change in plan.drift:
+            out.append(_resource_line(change, drift=True))
+            out += [_attribute_line(a) for a in change.attributes]
+        out += ["```", ""]
+    if plan.outputs:
+        out += ["## Outputs", "", "```diff"]
+        out += [_output_line(o) for o in plan.outputs]
+        out += ["```", ""]
+    return "\n".join(_redact_lines(out)) + "\n"
+

@@ -1,0 +1,251 @@
+"""gitops.render: size-budgeted, well-formed, secret-free markdown."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gitops.plan import Plan, load_plan, parse_plan
+from gitops.policy import check_tags
+from gitops.render import (
+    DEFAULT_MARKER, EnvReport, render_plan_markdown, render_plan_summary, render_pr_comment,
+)
+from plan_factory import make_plan_doc
+
+PLANS = Path(__file__).resolve().parent / "fixtures" / "plans"
+LIMIT = 65536
+SECRET = "Sup3r-Secret-Db-Passw0rd"  # planted as the (sensitive) database password
+CREDENTIAL = "AKIA" + "IOSFODNN7EXAMPLE"  # planted in a NON-sensitive attribute
+PLANTED = (SECRET, CREDENTIAL, "fixture-password-1", "fixture-password-2")
+
+
+def plan(name: str) -> Plan:
+    return load_plan(PLANS / name)
+
+
+def report(env: str, p: Plan | None, **kw: object) -> EnvReport:
+    return EnvReport(env, p, check_tags(p) if p is not None else None,
+                     artifact_url=f"https://prefect.example/artifacts/{env}",
+                     run_url=f"https://prefect.example/runs/{env}", **kw)  # type: ignore[arg-type]
+
+
+def assert_well_formed(text: str) -> None:
+    """Every <details> is closed before the next opens, and code fences are balanced."""
+    depth = 0
+    fences = 0
+    for line in text.split("\n"):
+        if line.startswith("<details>"):
+            assert depth == 0, "nested <details>"
+            depth += 1
+        elif line == "</details>":
+            assert depth == 1, "</details> without <details>"
+            assert fences % 2 == 0, "</details> inside a code fence"
+            depth -= 1
+        elif line.startswith("```"):
+            fences += 1
+    assert depth == 0 and fences % 2 == 0
+
+
+def assert_no_secrets(text: str) -> None:
+    for secret in PLANTED:
+        assert secret not in text
+
+
+@pytest.fixture(scope="module")
+def big_plan() -> Plan:
+    doc = make_plan_doc(10_000, ("create", "update", "delete", "replace"), secret=SECRET,
+                        credential=CREDENTIAL)
+    return parse_plan(doc)
+
+
+# --------------------------------------------------------------------------------------------
+# PR comment
+
+
+def test_pr_comment_layout_with_real_plans() -> None:
+    reports = [report("dev", plan("create.json")), report("staging", plan("replace.json")),
+               report("prod", plan("untagged.json")), report("qa", None, error="boom")]
+    text = render_pr_comment(reports, header="## Terraform plan", footer="_footer_")
+    assert text.startswith(DEFAULT_MARKER + "\n## Terraform plan\n")
+    assert text.rstrip().endswith("_footer_")
+    table = text.index("| Environment | Add | Change | Destroy | Replace | Tag policy | Status |")
+    destructive = text.index("**⚠️ Destructive changes (2)**")
+    details = text.index("<details>")
+    assert table < destructive < details
+    rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", text, re.M)
+    assert [r[0] for r in rows] == ["dev", "staging", "prod", "qa"]
+    assert "| `dev` | 4 | 0 | 0 | 0 | ✅ passed |" in text
+    assert "| `staging` | 0 | 1 | 0 | 2 | ✅ passed |" in text
+    assert "| `prod` | 0 | 4 | 0 | 0 | ❌ 4 violations |" in text
+    assert "[❌ error](https://prefect.example/runs/qa)" in text
+    assert text.count("<details>") == 4
+    assert "missing Owner" in text and "**Error:**" in text
+    assert "not shown" not in text  # everything fits
+    assert_well_formed(text)
+
+
+def test_destructive_changes_come_first() -> None:
+    text = render_pr_comment([report("dev", plan("replace.json"))], header="h")
+    details = text[text.index("<details>"):]
+    replace = details.index("-/+ module.network.sandbox_network.this")
+    update = details.index("~ module.lb.sandbox_load_balancer.this")
+    assert replace < update
+    summary = render_plan_summary(plan("replace.json"), None, None)
+    assert summary.index("Destructive") < summary.index("replace `module.network")
+    md = render_plan_markdown("dev", plan("replace.json"), None)
+    assert md.index("-/+ module.web.sandbox_service.this") < md.index(
+        "~ module.lb.sandbox_load_balancer.this")
+
+
+def test_no_changes_and_drift_only() -> None:
+    text = render_pr_comment([report("dev", plan("no_changes.json")),
+                              report("prod", plan("drift_refresh_only.json"))], header="h")
+    assert "[✅ no changes](https://prefect.example/runs/dev)" in text
+    assert "drift: 1" in text and "**Drift:** 1 resource changed outside Terraform" in text
+    assert text.count("<details>") == 1  # nothing to detail for dev
+    assert_well_formed(text)
+
+
+def test_ten_thousand_resources_fit_in_a_comment(big_plan: Plan) -> None:
+    text = render_pr_comment([report("dev", big_plan)], header="## Terraform plan")
+    assert len(text) <= LIMIT
+    assert "| `dev` | 2500 | 2500 | 2500 | 2500 |" in text
+    assert re.search(r"_\d+ resources not shown — full plan: https://prefect\.example/"
+                     r"artifacts/dev_", text)
+    assert "**⚠️ Destructive changes (5000)**" in text and "more (see details below)" in text
+    details = text[text.index("<details>"):]
+    assert "# destroy" in details and "# create" not in details  # destructive first
+    assert_well_formed(text)
+    assert_no_secrets(text)
+
+
+def test_space_is_shared_fairly(big_plan: Plan) -> None:
+    small = plan("update.json")
+    reports = [report("big-a", big_plan), report("small", small), report("big-b", big_plan)]
+    text = render_pr_comment(reports, header="h")
+    assert len(text) <= LIMIT
+    blocks = re.findall(r"<details>.*?</details>", text, re.S)
+    assert len(blocks) == 3
+    a, s, b = (len(x) for x in blocks)
+    assert "not shown" not in blocks[1]  # the small environment is shown in full
+    assert "image" in blocks[1]
+    assert abs(a - b) < 0.1 * max(a, b)  # the two big ones split the rest
+    assert_well_formed(text)
+
+
+@pytest.mark.parametrize("limit", [65536, 20000, 5000, 2000, 1000, 600, 300])
+def test_comment_never_exceeds_the_limit(big_plan: Plan, limit: int) -> None:
+    reports = [report("dev", big_plan), report("prod", plan("replace.json")),
+               report("qa", None, error="terraform failed\n" * 500)]
+    text = render_pr_comment(reports, header="## Terraform plan", limit=limit,
+                             footer="_Comment `/apply` to apply._")
+    assert len(text) <= limit
+    assert text.startswith(DEFAULT_MARKER)
+    assert_well_formed(text)
+    assert_no_secrets(text)
+    if limit >= 1000:
+        assert "| Environment |" in text
+
+
+def test_degrades_through_the_levels() -> None:
+    p = parse_plan(make_plan_doc(40, ("update",)))
+    full = render_pr_comment([report("dev", p)], header="h")
+    assert "not shown" not in full
+    texts = {}
+    for fraction in (0.9, 0.25):
+        limit = int(len(full) * fraction)
+        texts[fraction] = render_pr_comment([report("dev", p)], header="h", limit=limit)
+        assert len(texts[fraction]) <= limit
+        assert_well_formed(texts[fraction])
+    # some attribute lists dropped, every address kept
+    assert re.search(r"_Attribute changes of \d+ resources not shown", texts[0.9])
+    assert "~     " in texts[0.9]  # ... but not all
+    assert all(f"r[{i}]  #" in texts[0.9] for i in range(40))
+    # only some addresses
+    assert re.search(r"_\d+ resources not shown — full plan: https://", texts[0.25])
+    assert "r[0]  #" in texts[0.25]
+    # counts only
+    for limit in (480, 400):
+        tiny = render_pr_comment([report("dev", p)], header="h", limit=limit)
+        assert len(tiny) <= limit and "| `dev` | 0 | 40 |" in tiny
+        assert "_40 resources not shown" in tiny or "Details not shown" in tiny
+        assert_well_formed(tiny)
+
+
+def test_secrets_never_rendered(big_plan: Plan) -> None:
+    small = parse_plan(make_plan_doc(8, ("create", "update"), secret=SECRET,
+                                     credential=CREDENTIAL))
+    sensitive = plan("sensitive.json")
+    error = f"Error: auth failed for password={SECRET} with key {CREDENTIAL}"
+    reports = [report("dev", small), report("prod", sensitive),
+               report("qa", None, error=error)]
+    outputs = [render_pr_comment(reports, header=f"token: {SECRET}", limit=limit)
+               for limit in (LIMIT, 3000)]
+    for p in (small, sensitive, big_plan):
+        outputs.append(render_plan_markdown("dev", p, check_tags(p)))
+        outputs.append(render_plan_summary(p, check_tags(p), "abc@def#1"))
+    for text in outputs:
+        assert_no_secrets(text)
+    assert "(sensitive)" in outputs[0]
+
+
+def test_hostile_text_cannot_break_the_markdown() -> None:
+    p = load_plan(PLANS / "edge" / "hostile_text.json")
+    text = render_pr_comment([report("dev", p)], header="h")
+    assert_well_formed(text)
+    assert text.count(DEFAULT_MARKER) == 1 or text.index(DEFAULT_MARKER) == 0
+    for line in text.split("\n"):
+        if line.startswith("| `dev`"):
+            assert line.count(" | ") == 6
+    md = render_plan_markdown("dev", p, None)
+    assert_well_formed(md)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=4),
+       limit=st.integers(min_value=250, max_value=70000))
+def test_any_size_any_limit(sizes: list[int], limit: int) -> None:
+    reports = [report(f"env{i}", parse_plan(make_plan_doc(n, ("delete", "create", "update"),
+                                                          realistic=False)))
+               for i, n in enumerate(sizes)]
+    text = render_pr_comment(reports, header="## plan", limit=limit)
+    assert len(text) <= limit
+    assert text.startswith(DEFAULT_MARKER)
+    assert_well_formed(text)
+
+
+# --------------------------------------------------------------------------------------------
+# approval summary and artifact
+
+
+def test_plan_summary() -> None:
+    p = plan("untagged.json")
+    text = render_plan_summary(p, check_tags(p), "0123456789ab@deadbeef#7")
+    assert "**Plan:** 0 to add, 4 to change, 0 to destroy, 0 to replace" in text
+    assert "❌ 4 resources without the required tags" in text
+    assert "`module.db.sandbox_database.this`: missing Owner" in text
+    assert "`0123456789ab@deadbeef#7`" in text
+    assert "**Plan:** no changes" in render_plan_summary(plan("no_changes.json"), None, None)
+
+
+def test_plan_summary_is_bounded(big_plan: Plan) -> None:
+    text = render_plan_summary(big_plan, check_tags(big_plan), "fp", limit=1500)
+    assert len(text) <= 1500
+    assert "**⚠️ Destructive changes (5000):**" in text and "more" in text
+
+
+def test_plan_markdown_has_everything() -> None:
+    p = plan("drift.json")
+    md = render_plan_markdown("dev", p, check_tags(p))
+    assert md.startswith("# Terraform plan: `dev`")
+    assert "## Drift: changed outside Terraform" in md
+    assert "changed outside Terraform" in md and "~     replicas = 2 -> 5" in md
+    assert "~     replicas = 5 -> 2" in md
+    assert_well_formed(md)
+    big = parse_plan(make_plan_doc(300, ("create",), realistic=False))
+    big_md = render_plan_markdown("dev", big, None)
+    assert all(f"r[{i}]" in big_md for i in range(300))
