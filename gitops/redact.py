@@ -60,10 +60,10 @@ _AWS_SECRET_NEAR_NAME = re.compile(
     r"(?i)((?:secret|private|aws)[\w-]*[\"']?[ \t]*(?:[:=]|=>|->)?[ \t]*[\"']?)"
     r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
 )
-# name=value, name: value, "name": "value", name => value (one line only); the name is checked by
-# is_secret_name. Possessive quantifiers: each word is tried once, so this stays linear.
+# name=value, name: value, "name": "value", name => value (one line only) where the name itself is
+# secret-ish, so a secret pair inside another pair's value ("failed: password=...") is still found.
 _PAIR = re.compile(
-    r"(?<![\w.-])([\w.-]++)([\"']?[ \t]*+(?:=>|[:=])[ \t]*+)"
+    rf"(?i)(?<![\w.:/-])((?:[\w.-]*[_.-])?{_SECRET_NAME_SUFFIX})([\"']?[ \t]*+(?:=>|[:=])[ \t]*+)"
     r"(\"(?:[^\"\\\n]|\\.)+\"|'[^'\n]+'|[^\s,;&'\"}\])]+)"
 )
 _PLACEHOLDER_PREFIXES = ("(redacted", "(sensitive", "(known", "***")

@@ -103,3 +103,10 @@ def test_bare_aws_secret_shape_is_a_secret_value() -> None:
 ])
 def test_is_secret_name(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
+
+
+def test_secret_pair_inside_another_pairs_value_is_masked() -> None:
+    """An error line like "failed: password=..." must not hide the secret pair behind "failed:"."""
+    out = redact_text("apply failed: password=hunter2-very-secret; retry")
+    assert "hunter2" not in out
+    assert "password=(redacted)" in out
