@@ -1,0 +1,237 @@
+"""Drift detection stages as Prefect tasks: read-only plans, the notified fingerprint, the GitHub
+issue, events, remediation.
+
+Nothing here applies anything. Plans never pass ``-lock=false`` and never force-unlock: a held
+state lock is a *skipped* report. Retry policy: the plans do not retry (see tasks/terraform.py);
+GitHub calls retry on transient failures only (tasks/retry.py); the Variable read/write retries
+(it is idempotent).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.variables import Variable
+
+from gitops.drift import (
+    ISSUE_LABEL,
+    DriftReport,
+    NoticeKind,
+    classify,
+    drift_marker,
+    fingerprint,
+    render_drift_issue,
+    render_drift_resolved,
+    skipped,
+)
+from gitops.github import GitHubClient
+from gitops.models import LockInfo, PlanStatus
+from gitops.settings import GitopsSettings
+from gitops.workspace import EnvWorkspace
+from tasks.credentials import load_secret
+from tasks.retry import BACKOFF, transient_only
+from tasks.terraform import stage_plan
+
+REMEDIATION_DEPLOYMENT = "deploy/deploy-main"
+DETECTED_EVENT = "gitops.drift.detected"
+RESOLVED_EVENT = "gitops.drift.resolved"
+
+
+# -- the deploy slot ------------------------------------------------------------------------------
+
+
+def slot_in_use(slot: str) -> bool:
+    """Whether the global concurrency limit ``slot`` has an active slot (a deploy is running).
+
+    Only reads the limit; never acquires it. A limit that does not exist is not in use.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(slot)
+        except ObjectNotFound:
+            return False
+    return limit.active_slots > 0
+
+
+# -- read-only plans ------------------------------------------------------------------------------
+
+
+def _lock_reason(lock: LockInfo | None) -> str:
+    if lock is None:
+        return "state is locked"
+    return (f"state is locked by {lock.who or 'unknown'} (operation {lock.operation or 'unknown'}, "
+            f"since {lock.created or 'unknown'}, lock ID {lock.id or 'unknown'}); not broken")
+
+
+@task(name="drift-plan", task_run_name="drift-plan-{ws.environment.name}", cache_policy=NO_CACHE)
+def plan_drift(ws: EnvWorkspace, slot: str) -> DriftReport:
+    """A ``-refresh-only`` plan and a normal plan of one environment, classified.
+
+    Skipped (not an error) when a deploy holds ``slot`` or the state lock is held.
+    """
+    logger = get_run_logger()
+    if slot_in_use(slot):
+        logger.info("%s: a deploy holds %s; skipped", ws.name, slot)
+        return skipped(ws.name, ws.commit, f"a deploy of {ws.name} is running (slot {slot} held)")
+    refresh = stage_plan(ws, refresh_only=True, label="drift-refresh")
+    if refresh.status is PlanStatus.LOCKED:
+        logger.info("%s: %s", ws.name, _lock_reason(refresh.lock))
+        return skipped(ws.name, ws.commit, _lock_reason(refresh.lock), refresh.lock)
+    normal = stage_plan(ws, label="drift-plan")
+    if normal.status is PlanStatus.LOCKED:
+        logger.info("%s: %s", ws.name, _lock_reason(normal.lock))
+        return skipped(ws.name, ws.commit, _lock_reason(normal.lock), normal.lock)
+    report = classify(refresh.plan, normal.plan, environment=ws.name, commit=ws.commit)
+    logger.info("%s: %s (%d drifted resource(s), pending: %s)", ws.name, report.status,
+                len(report.drifted), report.pending.summary())
+    return report
+
+
+# -- the notified fingerprint ---------------------------------------------------------------------
+
+
+def variable_name(environment: str) -> str:
+    """The Prefect Variable that remembers what was last notified for ``environment``."""
+    return f"gitops-drift-{environment}"
+
+
+@task(name="drift-last-notified", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def load_notified_fingerprint(environment: str) -> str | None:
+    """The drift fingerprint last notified for ``environment`` (None: no open drift)."""
+    value = Variable.get(variable_name(environment), default=None, _sync=True)
+    if isinstance(value, dict) and isinstance(value.get("fingerprint"), str):
+        return value["fingerprint"] or None
+    return None
+
+
+@task(name="drift-remember", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def store_notified_fingerprint(report: DriftReport, value: str | None,
+                               issue: int | None = None) -> None:
+    """Remember ``value`` as the fingerprint notified for the report's environment."""
+    Variable.set(variable_name(report.environment), {
+        "fingerprint": value,
+        "status": str(report.status),
+        "commit": report.commit,
+        "issue": issue,
+        "updated_at": datetime.now(timezone.utc).isoformat(),
+    }, overwrite=True, _sync=True)
+
+
+# -- GitHub ---------------------------------------------------------------------------------------
+
+
+def github_client(settings: GitopsSettings) -> GitHubClient:
+    """A GitHub client with the token from the Secret block the settings name."""
+    return GitHubClient.from_token(load_secret(settings.github_token_block),
+                                   settings.github_api_url)
+
+
+@task(name="drift-issue", retries=len(BACKOFF), retry_delay_seconds=BACKOFF,
+      retry_condition_fn=transient_only, cache_policy=NO_CACHE)
+def open_or_update_issue(settings: GitopsSettings, report: DriftReport, kind: NoticeKind,
+                         run_url: str | None = None) -> int:
+    """Open the environment's drift issue, or update the open one; return its number."""
+    title, body = render_drift_issue(report, run_url=run_url)
+    with github_client(settings) as github:
+        existing = github.find_open_issue(settings.repository, drift_marker(report.environment))
+        if existing is None:
+            issue = github.create_issue(settings.repository, title, body, labels=[ISSUE_LABEL])
+            get_run_logger().info("%s: opened drift issue #%d", report.environment, issue.number)
+            return issue.number
+        if existing.body != body:
+            github.update_issue(settings.repository, existing.number, body=body)
+        if kind is NoticeKind.CHANGED:
+            github.create_comment(settings.repository, existing.number,
+                                  f"The drift changed (fingerprint `{fingerprint(report)}`, "
+                                  f"commit `{report.commit[:12]}`); the description is updated.")
+        get_run_logger().info("%s: updated drift issue #%d", report.environment, existing.number)
+        return existing.number
+
+
+@task(name="drift-issue-close", retries=len(BACKOFF), retry_delay_seconds=BACKOFF,
+      retry_condition_fn=transient_only, cache_policy=NO_CACHE)
+def close_issue(settings: GitopsSettings, report: DriftReport,
+                run_url: str | None = None) -> int | None:
+    """Mark the environment's open drift issue resolved and close it; its number, if any."""
+    with github_client(settings) as github:
+        existing = github.find_open_issue(settings.repository, drift_marker(report.environment))
+        if existing is None:
+            return None
+        github.create_comment(settings.repository, existing.number,
+                              f"Resolved: no drift found at commit `{report.commit[:12]}`.")
+        github.update_issue(settings.repository, existing.number,
+                            body=render_drift_resolved(report, run_url=run_url), state="closed")
+    get_run_logger().info("%s: closed drift issue #%d", report.environment, existing.number)
+    return existing.number
+
+
+# -- events and remediation -----------------------------------------------------------------------
+
+
+def event_payload(report: DriftReport, kind: NoticeKind) -> dict[str, Any]:
+    """What the event carries: names, paths and counts, never attribute values."""
+    return {
+        "environment": report.environment,
+        "status": str(report.status),
+        "notice": str(kind),
+        "commit": report.commit,
+        "fingerprint": fingerprint(report),
+        "resources": [d.address for d in report.drifted],
+        "attributes": [f"{d.address}.{a.path}" for d in report.drifted for a in d.attributes],
+        "pending": report.pending.summary(),
+    }
+
+
+@task(name="drift-event", cache_policy=NO_CACHE)
+def emit_drift_event(report: DriftReport, kind: NoticeKind) -> None:
+    """Emit ``gitops.drift.detected`` (new, changed) or ``gitops.drift.resolved``."""
+    from prefect.events import emit_event
+
+    name = RESOLVED_EVENT if kind is NoticeKind.RESOLVED else DETECTED_EVENT
+    emit_event(event=name,
+               resource={"prefect.resource.id": f"gitops.environment.{report.environment}",
+                         "prefect.resource.name": report.environment},
+               payload=event_payload(report, kind))
+
+
+@task(name="drift-remediate", cache_policy=NO_CACHE)
+def start_remediation(report: DriftReport, sha: str) -> str | None:
+    """Start the deploy of ``sha`` (the last good commit) without waiting; the flow run id.
+
+    One run per environment and drift fingerprint (idempotency key). When the deployment does
+    not exist, say that remediation needs it and start nothing.
+    """
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    logger = get_run_logger()
+    try:
+        run = run_deployment(REMEDIATION_DEPLOYMENT,
+                             parameters={"environment": report.environment, "sha": sha},
+                             timeout=0, as_subflow=False,
+                             idempotency_key=f"drift-remediate-{report.environment}-"
+                                             f"{fingerprint(report)}")
+    except ObjectNotFound:
+        logger.warning("%s: remediate = true, but remediation needs the deployment %s, which "
+                       "does not exist; nothing started", report.environment,
+                       REMEDIATION_DEPLOYMENT)
+        return None
+    logger.info("%s: started %s for the last good commit %s (flow run %s)", report.environment,
+                REMEDIATION_DEPLOYMENT, sha[:12], run.id)
+    return str(run.id)
+
+
+@task(name="drift-table", cache_policy=NO_CACHE)
+def publish_drift_table(rows: list[dict[str, str]], commit: str) -> None:
+    """The drift run's table artifact (key ``drift``)."""
+    from prefect.artifacts import create_table_artifact
+
+    create_table_artifact(table=rows, key="drift",
+                          description=f"drift check of every environment at {commit[:12]}")
