@@ -22,9 +22,36 @@ def _load_sandbox_env() -> None:
             os.environ.setdefault(key, value)
 
 
+def _sandbox() -> Sandbox:
+    return Sandbox(Path(os.environ["GITOPS_SANDBOX_DIR"]) if os.environ.get("GITOPS_SANDBOX_DIR")
+                   else None)
+
+
+def cmd_tamper(args: argparse.Namespace) -> int:
+    """Change a sandbox object behind Terraform's back (what a console click does)."""
+    from gitops.sandbox.cloud import SandboxCloud
+
+    cloud = SandboxCloud(_sandbox().cloud_dir)
+    name = f"expense-{args.environment}-{args.name}"
+    matches = [o for o in cloud.list(args.kind) if o.get("name") == name]
+    if not matches:
+        known = ", ".join(sorted(o.get("name", "?") for o in cloud.list(args.kind))) or "none"
+        print(f"error: no {args.kind} named {name} (known: {known})", file=sys.stderr)
+        return 2
+    changes = {}
+    for pair in args.changes:
+        key, _, raw = pair.partition("=")
+        try:
+            changes[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            changes[key] = raw
+    cloud.tamper(args.kind, matches[0]["id"], changes)
+    print(f"changed {args.kind} {name} outside Terraform: {changes}")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    box = Sandbox(Path(os.environ["GITOPS_SANDBOX_DIR"]) if os.environ.get("GITOPS_SANDBOX_DIR")
-                  else None)
+    box = _sandbox()
     if args.action == "up":
         env = box.up()
         print(f"sandbox is up in {box.root}")
@@ -73,6 +100,20 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _final(state)
 
 
+def cmd_drift(args: argparse.Namespace) -> int:
+    from flows.drift import drift
+
+    state = drift(list(args.environments) or None, return_state=True)
+    if state.is_completed():
+        for report in state.result():
+            notice = f" [{report.notice}]" if report.notice else ""
+            detail = report.reason or ", ".join(
+                f"{r.address} ({', '.join(a.path for a in r.attributes) or 'gone'})"
+                for r in report.drifted)
+            print(f"{report.environment:<12} {report.status:<20}{notice} {detail}")
+    return _final(state)
+
+
 def cmd_approve(args: argparse.Namespace) -> int:
     from prefect.flow_runs import resume_flow_run
 
@@ -95,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("sandbox", help="local stand-in for the cloud (loopback only)")
     sb.add_argument("action", choices=["up", "down", "status"])
     sb.set_defaults(func=cmd_sandbox)
+
+    tp = sub.add_parser("tamper", help="sandbox: change an object outside Terraform (makes drift)")
+    tp.add_argument("environment")
+    tp.add_argument("kind", choices=["network", "service", "load_balancer", "database"])
+    tp.add_argument("name", help="name suffix, e.g. web for expense-<env>-web")
+    tp.add_argument("changes", nargs="+", help="KEY=VALUE (VALUE as JSON when it parses)")
+    tp.set_defaults(func=cmd_tamper)
+
+    dr = sub.add_parser("drift", help="check environments for drift (default: all)")
+    dr.add_argument("environments", nargs="*")
+    dr.set_defaults(func=cmd_drift)
 
     for name, func, helptext in (("plan", cmd_plan, "plan one environment (no apply)"),
                                  ("deploy", cmd_deploy, "the full deploy pipeline"),
