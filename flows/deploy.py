@@ -92,6 +92,9 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
                 try:
                     decision = request_approval(ws, staged, commit)
                 except ApprovalTimedOut as exc:
+                    # Prefect's pause expiry already failed the run ("paused and never
+                    # resumed"); the log line says what it means here.
+                    logger.error("%s", exc)
                     return Failed(message=str(exc), data=DeployReport(
                         environment, commit.sha, "timed-out", message=str(exc)))
                 if not decision.approved:

@@ -16,7 +16,7 @@ class InfraRepo:
         run_git(["clone", "--quiet", url, str(path)])
 
     def add_environment(self, name: str, *, like: str = "staging", approval: bool = False,
-                        extra_toml: str = "") -> None:
+                        approval_timeout: int = 600, extra_toml: str = "") -> None:
         """A new environment = one new folder (+ its Argo CD overlay), as a team would add it."""
         src = self.path / "terraform" / "environments" / like
         dst = self.path / "terraform" / "environments" / name
@@ -25,7 +25,9 @@ class InfraRepo:
         for file in dst.iterdir():
             file.write_text(file.read_text().replace(like, name))
         toml = dst / "environment.toml"
-        text = toml.read_text().replace("required = false", f"required = {str(approval).lower()}")
+        text = toml.read_text().replace(
+            "required = false",
+            f"required = {str(approval).lower()}\ntimeout_seconds = {approval_timeout}")
         toml.write_text(text + extra_toml)
         # Its database password lives in a Secret block, as every secret does.
         from prefect.blocks.system import Secret
