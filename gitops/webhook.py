@@ -41,8 +41,8 @@ DELIVERY_HEADER = "X-GitHub-Delivery"
 WEBHOOK_PATH = "/webhooks/github"
 
 PR_PLAN_DEPLOYMENT = "pr-plan/pr-plan"
-PR_CLOSED_DEPLOYMENT = "pr-plan/pr-closed"
-DEPLOY_MAIN_DEPLOYMENT = "deploy/deploy-main"
+PR_CLOSED_DEPLOYMENT = "pr-closed/pr-closed"
+DEPLOY_MAIN_DEPLOYMENT = "deploy-main/deploy-main"
 
 _PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
 _SHA_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")

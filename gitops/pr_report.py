@@ -1,0 +1,128 @@
+"""What a pull request's plan tells GitHub, around :func:`gitops.render.render_pr_comment`. PURE.
+
+* :func:`verdict`: one environment's commit status (``gitops/plan: <env>``): success when the plan
+  was made and the tag policy passed (changes or not), failure for a plan error, a policy
+  violation, a held state lock or a configuration that does not load. The description is short
+  (GitHub allows 140 characters) and redacted.
+* :func:`plan_comment`: the PR comment for the affected environments (header, table, details,
+  why each environment is affected, what happens next).
+* :func:`no_environments_comment`, :func:`closed_comment`: the comment when the PR touches no
+  environment, and when it is closed without merge.
+
+Every comment starts with :data:`MARKER`, so the next run edits the same comment in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from gitops.affected import AffectedSet, Reason
+from gitops.redact import redact_text
+from gitops.render import DEFAULT_MARKER, EnvReport, render_pr_comment
+
+__all__ = ["MARKER", "Verdict", "closed_comment", "no_environments_comment", "plan_comment",
+           "verdict"]
+
+MARKER = DEFAULT_MARKER
+"""Hidden first line of the PR plan comment."""
+MAX_DESCRIPTION = 140
+MAX_LISTED_PATHS = 20
+
+VerdictState = Literal["success", "failure"]
+
+_REASON_TEXT = {Reason.ENVIRONMENT: "its folder", Reason.STACK: "its stack",
+                Reason.MODULE: "a module its stack uses", Reason.OVERLAY: "its Argo CD overlay"}
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One environment's commit status after its plan."""
+
+    env: str
+    state: VerdictState
+    description: str
+
+
+def _short(text: str, limit: int = MAX_DESCRIPTION) -> str:
+    line = redact_text(text.strip().splitlines()[0] if text.strip() else "").strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def verdict(report: EnvReport) -> Verdict:
+    """The commit status for one environment's :class:`EnvReport`."""
+    if report.error is not None:
+        return Verdict(report.env, "failure", _short(f"not planned: {report.error}"))
+    plan = report.plan
+    if plan is None:
+        return Verdict(report.env, "failure", "not planned")
+    if plan.errored:
+        return Verdict(report.env, "failure", "terraform plan errored; see the PR comment")
+    if report.policy is not None and not report.policy.passed:
+        n = len(report.policy.violations)
+        return Verdict(report.env, "failure", _short(
+            f"tag policy: {n} resource{'s' if n != 1 else ''} without the required tags "
+            f"({', '.join(report.policy.required)})"))
+    c = plan.counts
+    if not plan.has_changes:
+        return Verdict(report.env, "success", "no changes")
+    return Verdict(report.env, "success", _short(
+        f"{c.add} to add, {c.change} to change, {c.destroy} to destroy, {c.replace} to replace"))
+
+
+def _header(head_sha: str, pr_number: int, base_ref: str, run_url: str | None) -> str:
+    run = f" · [plan run]({run_url})" if run_url else ""
+    return (f"### Terraform plan for `{head_sha[:12]}`{run}\n\n"
+            f"Pull request #{pr_number} into `{base_ref}`.")
+
+
+def _why(affected: AffectedSet) -> str:
+    lines = ["<details><summary>Why these environments</summary>", ""]
+    for env in affected.environments:
+        reasons = sorted(affected.reasons(env), key=list(Reason).index)
+        paths = [i.path for i in affected.impacts_on(env)]
+        shown = ", ".join(f"`{p}`" for p in paths[:5])
+        more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
+        lines.append(f"- `{env}`: {', '.join(_REASON_TEXT[r] for r in reasons)} changed "
+                     f"({shown}{more})")
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+
+
+def plan_comment(reports: Sequence[EnvReport], affected: AffectedSet, *, head_sha: str,
+                 pr_number: int, base_ref: str, run_url: str | None = None,
+                 limit: int = 65536) -> str:
+    """The PR comment: the plans of the affected environments, at most ``limit`` characters."""
+    links = [f"[`{r.env}`]({r.artifact_url})" for r in reports if r.artifact_url]
+    full = f"**Full plans** (Prefect artifacts): {' · '.join(links)}\n\n" if links else ""
+    footer = (f"{full}{_why(affected)}\n\n"
+              f"_Plans are for review: nothing is applied from a pull request. Merging into "
+              f"`{base_ref}` starts the deploy, which plans again. This comment is updated on "
+              f"every push._")
+    return render_pr_comment(reports, header=_header(head_sha, pr_number, base_ref, run_url),
+                             marker=MARKER, limit=limit, footer=footer)
+
+
+def no_environments_comment(changed_paths: Sequence[str], *, head_sha: str, pr_number: int,
+                            base_ref: str, run_url: str | None = None) -> str:
+    """The comment for a PR that changes no environment (nothing planned, no statuses)."""
+    shown = list(changed_paths[:MAX_LISTED_PATHS])
+    listing = "\n".join(f"- `{p}`" for p in shown)
+    if len(changed_paths) > len(shown):
+        listing += f"\n- … and {len(changed_paths) - len(shown)} more"
+    n = len(changed_paths)
+    body = (f"{MARKER}\n{_header(head_sha, pr_number, base_ref, run_url)}\n\n"
+            f"**No environment is affected**: nothing to plan. None of the {n} changed "
+            f"file{'s' if n != 1 else ''} is in an environment folder, a stack, a module a stack "
+            f"uses, or an Argo CD overlay.\n")
+    if listing:
+        body += f"\n<details><summary>Changed files</summary>\n\n{listing}\n\n</details>\n"
+    return redact_text(body)
+
+
+def closed_comment(pr_number: int) -> str:
+    """The comment once the PR is closed without merge: its plans are discarded."""
+    return (f"{MARKER}\n### Terraform plan\n\n"
+            f"Pull request #{pr_number} was closed without merging: its plans were discarded "
+            f"and nothing was applied. Reopening it plans again.\n")
