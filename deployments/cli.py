@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--reason", default="")
     ap.set_defaults(func=cmd_approve)
 
+    from deployments.webhook_server import add_webhook_commands
+
+    add_webhook_commands(sub)
+
     dm = sub.add_parser("demo", help="what `make run` runs: staging end to end on the sandbox")
     dm.set_defaults(func=cmd_demo)
     return parser

@@ -113,6 +113,8 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
                 staged = plan_and_check(ws)
                 if not staged.has_changes:
                     break
+            except StateLocked:
+                raise  # nothing was applied: someone else holds the state; never broken here
             except GitopsError as exc:
                 return fail_and_roll_back(ws, commit.sha, f"apply failed: {exc}", None)
     else:

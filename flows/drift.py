@@ -8,7 +8,7 @@ with the fingerprint notified last time: open/update the GitHub issue and emit
 when it is gone, say nothing otherwise. The fingerprint is stored only after the notification
 went out, so a failed notification is retried by the next run.
 
-Nothing is applied, except: an environment with ``remediate = true`` gets the ``deploy/deploy-main``
+Nothing is applied, except: an environment with ``remediate = true`` gets the ``deploy/deploy``
 deployment started for its last good commit when new or changed drift is found.
 """
 

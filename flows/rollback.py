@@ -10,14 +10,17 @@ from __future__ import annotations
 from prefect import flow
 from prefect.logging import get_run_logger
 
+from pathlib import Path
+
+from gitops.git import GitRepository
 from gitops.errors import ApprovalError, GitopsError, RollbackFailed, StateLocked
 from gitops.models import PlanStatus
 from gitops.route53 import DnsRecord
 from gitops.settings import load_settings
-from flows.common import environment_slot, open_workspace, request_approval
+from flows.common import environment_slot, flow_run_id, open_workspace, request_approval
 from tasks.argocd import rollback_application
 from tasks.dns import DnsChange, point_dns, record_value, restore_dns
-from tasks.records import last_good_commit, record_last_good
+from tasks.records import previous_good_commit, record_last_good
 from tasks.terraform import apply_staged_plan, plan_stack, read_outputs, validate_stack
 
 
@@ -86,12 +89,16 @@ def rollback_environment(environment: str, to_sha: str | None, reason: str = "ma
 
 @flow(name="rollback", flow_run_name="rollback-{environment}")
 def rollback(environment: str, to: str | None = None) -> list[str]:
-    """Roll ``environment`` back by hand to ``to`` (default: its last good commit)."""
+    """Roll ``environment`` back by hand to ``to``.
+
+    Default: the good commit before the one deployed now (rolling back to what is deployed
+    would change nothing).
+    """
     settings = load_settings()
     with environment_slot(environment):
-        target = to or last_good_commit(environment)
+        target = to or previous_good_commit(environment)
+        if target is not None:
+            target = GitRepository(settings.repository_url, Path(settings.workdir)).resolve(target)
         done = rollback_environment(environment, target, reason="manual rollback")
-        from flows.common import flow_run_id
-
         record_last_good(environment, target, flow_run_id())
         return done

@@ -97,7 +97,7 @@ class GitRepository:
 
     def changed_files(self, base: str, head: str) -> list[str]:
         """Paths changed on ``head`` since it forked from ``base`` (``git diff base...head``)."""
-        out = run_git(["diff", "--name-only", f"{base}...{head}"], cwd=self.mirror)
+        out = run_git(["diff", "--name-only", "--no-renames", f"{base}...{head}"], cwd=self.mirror)
         return [line for line in out.splitlines() if line]
 
     def is_ancestor(self, older: str, newer: str) -> bool:

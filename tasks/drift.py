@@ -36,7 +36,7 @@ from tasks.credentials import load_secret
 from tasks.retry import BACKOFF, transient_only
 from tasks.terraform import stage_plan
 
-REMEDIATION_DEPLOYMENT = "deploy/deploy-main"
+REMEDIATION_DEPLOYMENT = "deploy/deploy"
 DETECTED_EVENT = "gitops.drift.detected"
 RESOLVED_EVENT = "gitops.drift.resolved"
 

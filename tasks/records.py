@@ -1,4 +1,8 @@
-"""The last good commit of each environment, kept in a Prefect Variable (durable, visible in the UI)."""
+"""The good commits of each environment, kept in a Prefect Variable (durable, visible in the UI).
+
+``gitops-last-good-<env>`` holds the commit that last deployed successfully and the few before it,
+newest last, so a manual rollback can go back one step.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,42 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.variables import Variable
 
+HISTORY = 10
+
 
 def _name(environment: str) -> str:
     return f"gitops-last-good-{environment}"
 
 
+def good_commits(environment: str) -> list[str]:
+    """Commits that deployed ``environment`` successfully, oldest first (at most HISTORY)."""
+    value = Variable.get(_name(environment), default=None, _sync=True)
+    if not isinstance(value, dict):
+        return []
+    history = [s for s in value.get("history", []) if isinstance(s, str)]
+    return history or ([value["sha"]] if value.get("sha") else [])
+
+
 def last_good_commit(environment: str) -> str | None:
     """The commit that last deployed ``environment`` successfully, if any."""
-    value = Variable.get(_name(environment), default=None, _sync=True)
-    if isinstance(value, dict):
-        return value.get("sha") or None
-    return None
+    history = good_commits(environment)
+    return history[-1] if history else None
+
+
+def previous_good_commit(environment: str) -> str | None:
+    """The good commit before the one deployed now: where a manual rollback goes by default."""
+    history = good_commits(environment)
+    current = history[-1] if history else None
+    earlier = [sha for sha in history if sha != current]
+    return earlier[-1] if earlier else None
 
 
 @task(name="record-last-good", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def record_last_good(environment: str, sha: str, flow_run_id: str) -> None:
     """Remember ``sha`` as the environment's last good commit."""
+    history = [s for s in good_commits(environment) if s != sha] + [sha]
     Variable.set(_name(environment),
                  {"sha": sha, "flow_run_id": flow_run_id,
-                  "deployed_at": datetime.now(timezone.utc).isoformat()},
+                  "deployed_at": datetime.now(timezone.utc).isoformat(),
+                  "history": history[-HISTORY:]},
                  overwrite=True, _sync=True)

@@ -272,3 +272,23 @@ def test_two_deploys_of_one_environment_run_one_after_the_other(sandbox, infra, 
     outcomes = sorted([a.result().outcome, b.result().outcome])
     # Serialised: one applied, the other found nothing left to do. Never two applies at once.
     assert outcomes == ["deployed", "no-changes"]
+
+
+def test_manual_rollback_goes_back_to_the_previous_good_commit(sandbox, infra, argocd):
+    from flows.rollback import rollback
+
+    infra.add_environment("e2e-man")
+    good = infra.push("Add e2e-man")
+    assert deploy_state("e2e-man", good).is_completed()
+    infra.set_var("e2e-man", "replicas", "4")
+    newer = infra.push("Scale e2e-man to 4")
+    assert deploy_state("e2e-man", newer).is_completed()
+
+    state = rollback("e2e-man", return_state=True)
+
+    assert state.is_completed(), state.message
+    done = state.result()
+    assert any(line.startswith("infrastructure: re-applied") for line in done)
+    assert argo_app(argocd, sandbox, "expense-e2e-man")["status"]["sync"]["revision"] == good
+    # The environment now matches the good commit exactly.
+    assert deploy_state("e2e-man", good).result().outcome == "no-changes"
