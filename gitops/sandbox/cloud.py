@@ -21,6 +21,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -39,16 +40,59 @@ ID_PREFIXES: Mapping[str, str] = {
 }
 
 
+class SandboxFault(OSError):
+    """A failure injected into the sandbox cloud: what a cloud API error looks like to the provider."""
+
+
 class SandboxCloud:
     """A directory of JSON objects standing in for a cloud account."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
+    # -- fault injection (tests and demos) ---------------------------------------------------
+
+    def inject_fault(self, name: str, *, message: str = "", delay_seconds: float = 0.0,
+                     once: bool = True) -> None:
+        """Make the next create/update of the object named ``name`` slow and/or fail.
+
+        ``message`` set: the call fails with it (after the delay). ``once``: the fault is used up
+        by the first call it hits.
+        """
+        self._write_json(self._fault_path(name), {"message": message, "delay": delay_seconds,
+                                                  "once": once})
+
+    def clear_fault(self, name: str) -> None:
+        """Remove an injected fault."""
+        with contextlib.suppress(FileNotFoundError):
+            self._fault_path(name).unlink()
+
+    def _fault_path(self, name: str) -> Path:
+        if not _ID.fullmatch(name):
+            raise ValueError(f"invalid object name for a fault: {name!r}")
+        return self.root / "_faults" / f"{name}.json"
+
+    def _apply_fault(self, name: str) -> None:
+        if not name or not _ID.fullmatch(name):
+            return
+        path = self._fault_path(name)
+        try:
+            fault = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        if fault.get("once", True):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        if fault.get("delay"):
+            time.sleep(float(fault["delay"]))
+        if fault.get("message"):
+            raise SandboxFault(str(fault["message"]))
+
     # -- public API -------------------------------------------------------------------------
 
     def create(self, kind: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Store a new object of `kind` and return it with its assigned ``id``."""
+        self._apply_fault(str(attrs.get("name", "")))
         kind_dir = self._kind_dir(kind)
         with self._locked(kind):
             counters_path = kind_dir / ".counters.json"
@@ -75,6 +119,7 @@ class SandboxCloud:
 
     def update(self, kind: str, obj_id: str, attrs: Mapping[str, Any]) -> dict[str, Any]:
         """Replace the object's attributes (its id is kept); raise if it does not exist."""
+        self._apply_fault(str(attrs.get("name", "")))
         with self._locked(kind):
             if self.get(kind, obj_id) is None:
                 raise SandboxObjectNotFound(kind, obj_id)

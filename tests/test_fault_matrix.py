@@ -1,0 +1,213 @@
+"""Fault matrix on the sandbox: each fault ends in a defined, stated state and no state is lost.
+
+(Argo CD 503 then recovery, Argo CD Degraded after apply, rejected / timed-out / self approvals,
+concurrent deploys and a stale plan are in test_deploy_flow.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deployments.sandbox import SANDBOX_BACKEND, SandboxState
+from gitops.sandbox.aws import sandbox_client
+from gitops.sandbox.cloud import SandboxCloud
+from infra_repo import InfraRepo
+from test_deploy_flow import deploy_state, dns_value, wait_for_log
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def infra(sandbox: Any, tmp_path: Path) -> InfraRepo:
+    return InfraRepo(os.environ["GITOPS_REPOSITORY_URL"], tmp_path / "infra")
+
+
+def moto(sandbox: Any) -> str:
+    return SandboxState.load(sandbox.state_file).services["moto"].url
+
+
+def state_key(env: str) -> str:
+    return f"expense/{env}/terraform.tfstate"
+
+
+def state_history(sandbox: Any, env: str) -> list[dict]:
+    """Every stored version of the environment's state, oldest first, parsed."""
+    s3 = sandbox_client("s3", moto(sandbox))
+    versions = s3.list_object_versions(Bucket=SANDBOX_BACKEND.bucket, Prefix=state_key(env))
+    out = []
+    for v in sorted(versions.get("Versions", []), key=lambda v: v["LastModified"]):
+        body = s3.get_object(Bucket=SANDBOX_BACKEND.bucket, Key=state_key(env),
+                             VersionId=v["VersionId"])["Body"].read()
+        out.append(json.loads(body))
+    return out
+
+
+def assert_state_intact(sandbox: Any, env: str, before: list[dict]) -> None:
+    """Earlier versions are all still there, unchanged; every version is valid, one lineage."""
+    after = state_history(sandbox, env)
+    assert after[: len(before)] == before
+    assert len({s["lineage"] for s in after}) == 1
+    serials = [s["serial"] for s in after]
+    assert serials == sorted(serials)
+
+
+def lock_items(sandbox: Any) -> list[dict]:
+    table = sandbox_client("dynamodb", moto(sandbox))
+    items = table.scan(TableName=SANDBOX_BACKEND.lock_table)["Items"]
+    return [i for i in items if "Info" in i]
+
+
+def test_apply_error_half_way_rolls_back_to_the_last_good_commit(sandbox, infra):
+    env = "fm-apply"
+    infra.add_environment(env)
+    good = infra.push(f"Add {env}")
+    assert deploy_state(env, good).is_completed()
+    before = state_history(sandbox, env)
+
+    # A new network range replaces the network and the services; the cloud fails creating the web
+    # service, after the network was already replaced: terraform stops half-way.
+    infra.set_var(env, "network_cidr", '"10.77.0.0/16"')
+    bad = infra.push("Move to a new network range")
+    SandboxCloud(sandbox.cloud_dir).inject_fault(f"expense-{env}-web",
+                                                 message="InsufficientCapacity: no capacity")
+
+    state = deploy_state(env, bad)
+
+    assert state.is_failed()
+    assert "apply failed" in state.message and "InsufficientCapacity" in state.message
+    assert "rolled back" in state.message
+    assert_state_intact(sandbox, env, before)
+    assert deploy_state(env, good).result().outcome == "no-changes"
+
+
+def test_dns_failure_after_apply_rolls_back(sandbox, infra):
+    env = "fm-dns"
+    infra.add_environment(env)
+    good = infra.push(f"Add {env}")
+    assert deploy_state(env, good).is_completed()
+    good_dns = dns_value(sandbox, f"app.{env}.sandbox.internal")
+
+    toml = infra.path / f"terraform/environments/{env}/environment.toml"
+    toml.write_text(toml.read_text().replace('zone = "sandbox.internal"',
+                                             'zone = "missing.internal"'))
+    infra.set_var(env, "replicas", "6")
+    bad = infra.push("Scale and move the record to a zone that does not exist")
+
+    state = deploy_state(env, bad)
+
+    assert state.is_failed()
+    assert "DnsError" in state.message and "rolled back" in state.message
+    assert dns_value(sandbox, f"app.{env}.sandbox.internal") == good_dns
+    assert deploy_state(env, good).result().outcome == "no-changes"
+
+
+def _terraform_pids(marker: str) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"terraform") and b"apply" in cmd and \
+                any(marker.encode() in part for part in cmd):
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_process_killed_during_apply_leaves_the_lock_reported_never_broken(sandbox, infra):
+    from helpers_terraform import start_apply_outside_pipeline
+
+    env = "fm-kill"
+    infra.add_environment(env)
+    toml = infra.path / f"terraform/environments/{env}/environment.toml"
+    toml.write_text(toml.read_text().replace("lock_timeout_seconds = 30",
+                                             "lock_timeout_seconds = 2"))
+    good = infra.push(f"Add {env}")
+    assert deploy_state(env, good).is_completed()
+    before = state_history(sandbox, env)
+
+    infra.set_var(env, "replicas", "7")
+    newer = infra.push("Scale fm-kill")
+    SandboxCloud(sandbox.cloud_dir).inject_fault(f"expense-{env}-web", delay_seconds=60)
+    apply_thread, marker = start_apply_outside_pipeline(sandbox, env, newer)
+    deadline = time.monotonic() + 60
+    while not (pids := _terraform_pids(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pids, "terraform apply did not start"
+    time.sleep(3)  # terraform holds the lock and is inside the provider call
+    for pid in pids:
+        os.killpg(os.getpgid(pid), signal.SIGKILL)  # the worker machine dies
+    apply_thread.join(30)
+    SandboxCloud(sandbox.cloud_dir).clear_fault(f"expense-{env}-web")
+    held = lock_items(sandbox)
+    assert any(state_key(env) in i["LockID"]["S"] for i in held)
+
+    state = deploy_state(env, newer)
+
+    assert state.is_failed()
+    assert "state is locked" in state.message and "force-unlock" in state.message
+    lock_id = json.loads(next(i for i in held if state_key(env) in i["LockID"]["S"])
+                         ["Info"]["S"])["ID"]
+    assert lock_id in state.message
+    # Never broken on its own, and no state version lost.
+    assert any(state_key(env) in i["LockID"]["S"] for i in lock_items(sandbox))
+    assert_state_intact(sandbox, env, before)
+
+
+def test_secrets_never_reach_logs_artifacts_or_messages(sandbox, infra):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        LogFilter,
+        LogFilterFlowRunId,
+    )
+
+    env = "fm-secret"
+    infra.add_environment(env)
+    sha = infra.push(f"Add {env}")
+    state = deploy_state(env, sha)
+    assert state.is_completed()
+    run_id = state.state_details.flow_run_id
+    assert wait_for_log(run_id, "is at")
+
+    tokens = SandboxState.load(sandbox.state_file).tokens
+    planted = [f"test-db-password-{env}", "sandbox-secret-key", tokens["argocd"], tokens["github"]]
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        run = client.read_flow_run(run_id)
+    sinks = [log.message for log in logs] + [str(a.data) for a in artifacts]
+    sinks += [str(run.state.message), json.dumps(run.parameters)]
+    assert artifacts, "the plan artifact was published"
+    for secret in planted:
+        assert not any(secret in text for text in sinks), secret
+
+
+def test_terraform_errors_never_carry_credentials_in_their_message(sandbox, infra):
+    from test_deploy_flow import deploy_state as run
+
+    env = "fm-badvars"
+    infra.add_environment(env)
+    tfvars = infra.path / f"terraform/environments/{env}/{env}.tfvars"
+    tfvars.write_text(tfvars.read_text() + 'replicas = "not a number"\nbroken = [\n')
+    sha = infra.push("A broken tfvars file")
+
+    state = run(env, sha)
+
+    assert state.is_failed()
+    assert "sandbox-secret-key" not in (state.message or "")
+    assert f"test-db-password-{env}" not in (state.message or "")
+    assert "TerraformValidateFailed" in state.message or "TerraformPlanFailed" in state.message \
+        or "terraform" in state.message.lower()
