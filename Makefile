@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-fast bench sandbox-down clean
+.PHONY: run test test-fast bench static-check sandbox-down clean
 
 # Create the virtualenv and install the project with everything the tests and the sandbox need.
 # The lock file pins every version so installs are fast and repeatable.
@@ -31,6 +31,13 @@ test-fast: $(STAMP)
 ## Benchmarks: ratios against a baseline measured in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+## The AWS stack cannot be planned here (no provider download): fmt, parse and tag policy on its HCL.
+static-check: $(STAMP)
+	$(BIN)/terraform fmt -check -recursive terraform/
+	$(BIN)/python -m gitops.static_checks terraform/stacks/expense-app \
+		--same-variables-as terraform/stacks/sandbox \
+		$(foreach env,$(notdir $(wildcard terraform/environments/*)),--tfvars terraform/environments/$(env)/$(env).tfvars)
 
 sandbox-down: $(STAMP)
 	$(BIN)/gitops-flows sandbox down
