@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e . > $(VENV)/install.log 2>&1 \
+		|| (cat $(VENV)/install.log; exit 1)
 	touch $(STAMP)
 
 ## Start the local sandbox (moto, Argo CD emulator, Prefect server) and run the pipeline on it.
