@@ -26,7 +26,7 @@ from tasks.records import last_good_commit
 
 
 @dataclass(frozen=True)
-class EnvOutcome:
+class MergeOutcome:
     """What happened to one environment for the pushed commit."""
 
     environment: str
@@ -35,7 +35,7 @@ class EnvOutcome:
 
 
 @flow(name="deploy-main", flow_run_name="deploy-main-{sha}")
-def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list[EnvOutcome]:
+def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list[MergeOutcome]:
     """Deploy ``sha`` of ``repository`` to every environment it affects."""
     logger = get_run_logger()
     settings = load_settings()
@@ -46,22 +46,22 @@ def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list
     for name, why in broken.items():
         logger.error("%s: not deployed, its configuration does not load: %s", name, why)
 
-    outcomes: list[EnvOutcome] = []
+    outcomes: list[MergeOutcome] = []
     stopped_by: str | None = None
     for env in sorted(environments.values(), key=lambda e: (e.approval.required, e.name)):
         if stopped_by is not None:
-            outcomes.append(EnvOutcome(env.name, "not-started", f"{stopped_by} failed first"))
+            outcomes.append(MergeOutcome(env.name, "not-started", f"{stopped_by} failed first"))
             continue
         reason = why_deploy(repo, checkout, settings.environments_dir, env.name, environments,
                             commit.sha)
         if reason is None:
-            outcomes.append(EnvOutcome(env.name, "skipped", "not affected by this push"))
+            outcomes.append(MergeOutcome(env.name, "skipped", "not affected by this push"))
             continue
         logger.info("%s: deploying %s (%s)", env.name, commit.sha[:12], reason)
         state = deploy(env.name, sha=commit.sha, return_state=True)
         report = state.result(raise_on_failure=False) if state.is_completed() else None
         outcome = getattr(report, "outcome", None) or state.type.value.lower()
-        outcomes.append(EnvOutcome(env.name, outcome, state.message or ""))
+        outcomes.append(MergeOutcome(env.name, outcome, state.message or ""))
         if not state.is_completed():
             stopped_by = env.name
     for line in outcomes:
