@@ -516,6 +516,20 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
             lines.append(f"- {verb} {_code(change.address)}{reason}")
         if len(destructive) > cap:
             lines.append(f"- … and {len(destructive) - cap} more")
+    others = [ch for ch in plan.changes_destructive_first if not ch.is_destructive]
+    if others and cap:
+        lines += ["", f"**Other changes ({len(others)}):**", ""]
+        for change in others[:cap]:
+            detail = ""
+            if change.action is Action.UPDATE:
+                detail = "; ".join(f"{a.path}: {_short(a.before)} → {_short(a.after)}"
+                                   for a in change.attributes[:3])
+                if len(change.attributes) > 3:
+                    detail += f"; +{len(change.attributes) - 3} more"
+            lines.append(f"- {_VERB[change.action]} {_code(change.address)}"
+                         + (f" ({_code(detail)})" if detail else ""))
+        if len(others) > cap:
+            lines.append(f"- … and {len(others) - cap} more")
     if plan.drift:
         lines += ["", f"**Drift:** {_plural(len(plan.drift), 'resource')} changed outside "
                   "Terraform"]
@@ -531,6 +545,18 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
     if fingerprint:
         lines += ["", f"**Plan fingerprint:** {_code(fingerprint)}"]
     return "\n".join(lines) + "\n"
+
+
+def _short(value: str, width: int = 40) -> str:
+    """An attribute value cut to ``width`` characters for one-line summaries ("" = null).
+
+    The middle goes, so both the start and the end (often a version tag) stay readable.
+    """
+    value = value or "null"
+    if len(value) <= width:
+        return value
+    head = (width - 1) // 2
+    return value[:head] + "…" + value[len(value) - (width - 1 - head):]
 
 
 def render_plan_markdown(env: str, plan: Plan, policy: PolicyReport | None) -> str:

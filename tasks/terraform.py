@@ -117,7 +117,11 @@ def plan_stack(ws: EnvWorkspace) -> StagedPlan:
     """`terraform plan -out` + `show -json`, parsed, tag policy checked."""
     logger = get_run_logger()
     staged = stage_plan(ws)
-    logger.info("%s: %s", ws.name, staged.summary.splitlines()[0] if staged.summary else "")
+    if staged.plan is not None:
+        logger.info("%s: plan %s", ws.name, staged.plan.counts.summary()
+                    if staged.plan.has_changes else "has no changes")
+    else:
+        logger.warning("%s: %s", ws.name, staged.summary)
     return staged
 
 

@@ -249,3 +249,18 @@ def test_plan_markdown_has_everything() -> None:
     big = parse_plan(make_plan_doc(300, ("create",), realistic=False))
     big_md = render_plan_markdown("dev", big, None)
     assert all(f"r[{i}]" in big_md for i in range(300))
+
+
+def test_approval_summary_lists_what_changes_with_old_and_new_values() -> None:
+    plan = load_plan(PLANS / "update.json")
+    text = render_plan_summary(plan, check_tags(plan), "abc@def#1")
+    assert "**Other changes (4):**" in text
+    assert "replicas: 2 → 3" in text
+    assert "api:1.0.0\" → " in text and "api:1.1.0\"" in text  # the version end survives
+
+
+def test_approval_summary_never_shows_a_sensitive_value() -> None:
+    plan = load_plan(PLANS / "sensitive.json")
+    text = render_plan_summary(plan, check_tags(plan), None)
+    assert "password: (sensitive) → (sensitive)" in text
+    assert "fixture-password" not in text
