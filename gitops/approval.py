@@ -42,7 +42,9 @@ def judge_approval(answer: ApprovalInput, rule: ApprovalSettings, *, author_name
     if rule.approvers and approver not in rule.approvers:
         return ApprovalDecision(False, approver, answer.reason,
                                 f"{approver!r} is not an allowed approver for this environment")
-    who = {author_name.strip().lower(), author_email.strip().lower()} - {""}
+    email = author_email.strip().lower()
+    # The author as a name, an e-mail, or the e-mail's user part (often the GitHub login).
+    who = {author_name.strip().lower(), email, email.split("@", 1)[0]} - {""}
     if not rule.allow_author and approver.lower() in who:
         return ApprovalDecision(False, approver, answer.reason,
                                 "the commit's author may not approve its own change here")
