@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from prefect.concurrency.sync import concurrency
@@ -49,16 +49,15 @@ def environment_slot(environment: str) -> Iterator[None]:
     """
     logger = get_run_logger()
     ensure_slot(environment)
-    try:
-        with concurrency(slot_name(environment), occupy=1, timeout_seconds=1, strict=True):
-            yield
-            return
-    except TimeoutError:
-        pass
-    logger.info("waiting: another deploy of %s holds its slot (%s)", environment,
-                slot_name(environment))
-    with concurrency(slot_name(environment), occupy=1, strict=True):
-        logger.info("got the deploy slot of %s", environment)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(concurrency(slot_name(environment), occupy=1, timeout_seconds=1,
+                                            strict=True))
+        except TimeoutError:
+            logger.info("waiting: another deploy of %s holds its slot (%s)", environment,
+                        slot_name(environment))
+            stack.enter_context(concurrency(slot_name(environment), occupy=1, strict=True))
+            logger.info("got the deploy slot of %s", environment)
         yield
 
 

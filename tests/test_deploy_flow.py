@@ -272,6 +272,9 @@ def test_two_deploys_of_one_environment_run_one_after_the_other(sandbox, infra, 
     outcomes = sorted([a.result().outcome, b.result().outcome])
     # Serialised: one applied, the other found nothing left to do. Never two applies at once.
     assert outcomes == ["deployed", "no-changes"]
+    # ...and the one that waited said so.
+    waited = [s for s in (a, b) if s.result().outcome == "no-changes"][0]
+    assert wait_for_log(waited.state_details.flow_run_id, "waiting: another deploy of e2e-conc")
 
 
 def test_manual_rollback_goes_back_to_the_previous_good_commit(sandbox, infra, argocd):

@@ -251,6 +251,15 @@ def test_a_wrongly_signed_delivery_starts_nothing(receiver):
 
 
 def test_a_deployment_that_does_not_exist_answers_503_so_github_can_redeliver(receiver):
-    # push.default-branch routes to deploy-main/deploy-main, which this server does not have.
+    # push.default-branch routes to deploy-main/deploy-main; make sure this server does not have
+    # it (other tests in the session deploy prefect.yaml, and redeploy it themselves).
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.delete_deployment(client.read_deployment_by_name("deploy-main/deploy-main").id)
+        except ObjectNotFound:
+            pass
     response = deliver(receiver, "push.default-branch.1.json", "d-4")
     assert response.status_code == 503

@@ -18,8 +18,10 @@ variable "replicas" {
   type        = number
   default     = 1
 
+  # No floor() here: terraform 1.0.3's floor panics now and then when many module instances
+  # evaluate it at once ("index out of range" in the function implementation).
   validation {
-    condition     = var.replicas >= 0 && floor(var.replicas) == var.replicas
+    condition     = can(regex("^[0-9]+$", tostring(var.replicas)))
     error_message = "The replicas value must be a whole number >= 0."
   }
 }
