@@ -38,3 +38,24 @@ def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
     for env in SANDBOX_ENVIRONMENTS:
         name = f"gitops-db-password-{env}"
         Secret(value=tokens[f"db-{env}"]).save(name, overwrite=True)
+
+
+RECORD_PREFIXES = ("gitops-last-good-", "gitops-drift-")
+
+
+def forget_deploy_records(api_url: str | None) -> list[str]:
+    """Delete the last-good and drift records (Prefect Variables); return their names.
+
+    For a sandbox whose AWS side restarted empty: those records describe state that is gone.
+    """
+    if api_url is not None:
+        os.environ["PREFECT_API_URL"] = api_url
+    from prefect.client.orchestration import get_client
+
+    removed = []
+    with get_client(sync_client=True) as client:
+        for variable in client.read_variables():
+            if variable.name.startswith(RECORD_PREFIXES):
+                client.delete_variable_by_name(variable.name)
+                removed.append(variable.name)
+    return removed

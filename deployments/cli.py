@@ -55,6 +55,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     if args.action == "up":
         env = box.up()
         print(f"sandbox is up in {box.root}")
+        if box.reset_world:
+            print("  AWS (moto) started empty, so the sandbox cloud and the deploy/drift records "
+                  "were reset to match")
         for name, status, url in box.status():
             print(f"  {name:<8} {status:<12} {url}")
         print(f"  infra repo  {env['GITOPS_REPOSITORY_URL']}")

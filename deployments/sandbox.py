@@ -113,6 +113,7 @@ class Sandbox:
         self.repo_dir = self.root / "repos" / "infrastructure.git"
         self.workdir = self.root / "work"
         self.logs = self.root / "logs"
+        self.reset_world = False
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -126,13 +127,21 @@ class Sandbox:
         state.tokens.setdefault("webhook", secrets.token_urlsafe(24))
         for env in ("dev", "staging", "prod"):
             state.tokens.setdefault(f"db-{env}", secrets.token_hex(12))
+        started: list[str] = []
         for name in services:
             current = state.services.get(name)
             if current is not None and current.alive():
                 continue
             state.services[name] = self._start(name, state)
+            started.append(name)
             state.save(self.state_file)
         state.save(self.state_file)
+        # moto keeps AWS in memory: a new moto means no state files and no locks, so whatever
+        # the sandbox cloud still holds is orphaned. Start the whole world fresh, consistently.
+        self.reset_world = "moto" in started and any(self.cloud_dir.iterdir())
+        if self.reset_world:
+            shutil.rmtree(self.cloud_dir)
+            self.cloud_dir.mkdir()
 
         moto = state.services["moto"].url
         ensure_state_backend(sandbox_client("s3", moto), sandbox_client("dynamodb", moto),
@@ -144,6 +153,10 @@ class Sandbox:
         self.env_file.write_text(json.dumps(env, indent=2))
         if register_blocks and "prefect" in state.services:
             self.register_blocks(state, env["PREFECT_API_URL"])
+            if self.reset_world:
+                from deployments.blocks import forget_deploy_records
+
+                forget_deploy_records(env["PREFECT_API_URL"])
         return env
 
     def down(self) -> list[str]:
