@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 
 from gitops.errors import ConfigError, WebhookError
 from gitops.settings import GitopsSettings, load_settings
-from gitops.webhook import Decision, create_app, parse_event, route
+from gitops.webhook import Decision, create_app, parse_event, pr_tag, route
 
 SECRET_ENV = "GITHUB_WEBHOOK_SECRET"
 ALLOWLIST_ENV = "GITOPS_REPOSITORIES"
@@ -64,6 +64,9 @@ class PrefectLauncher:
         tags = [*self.tags]
         if decision.delivery_id:
             tags.append(f"delivery:{decision.delivery_id}")
+        params = decision.parameters
+        if "pr_number" in params and "repository" in params:
+            tags.append(pr_tag(str(params["repository"]), int(params["pr_number"])))
         run = run_deployment(name=decision.deployment, parameters=dict(decision.parameters),
                              timeout=0, idempotency_key=decision.idempotency_key,
                              as_subflow=False, tags=tags, _sync=True)

@@ -16,6 +16,7 @@ from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
 from gitops.config import load_environment
 from gitops.errors import ApprovalTimedOut
 from gitops.git import Commit
+from gitops.webhook import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit
@@ -78,6 +79,36 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
                              base / label)
     env = load_environment(base / label, environment, settings.environments_dir)
     return EnvWorkspace(settings, env, base / label, commit.sha, base / f"{label}-envs"), commit
+
+
+def superseding_run() -> str | None:
+    """The id of a newer run of this flow for the same pull request at another head, if any.
+
+    A burst of pushes creates one run per head; the older runs see the newer one and leave the
+    PR comment to it, so the comment always shows the newest head, whatever order runs finish in.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterTags,
+    )
+
+    ctx = get_run_context()
+    me = ctx.flow_run
+    tags = [t for t in (me.tags or []) if t.startswith(PR_TAG_PREFIX)]
+    if not tags or me.created is None:
+        return None
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[ctx.flow.name])),
+            flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[tags[0]])))
+    newer = [r for r in runs
+             if r.id != me.id and r.created is not None and r.created > me.created
+             and r.parameters.get("head_sha") != me.parameters.get("head_sha")
+             and not (r.state is not None and (r.state.is_cancelled() or r.state.is_crashed()))]
+    return str(newer[0].id) if newer else None
 
 
 def run_url(settings: GitopsSettings) -> str | None:

@@ -39,7 +39,7 @@ from gitops.redact import redact_text
 from gitops.render import EnvReport, render_plan_markdown
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import flow_run_id, run_dir
+from flows.common import flow_run_id, run_dir, superseding_run
 from tasks.affected import PullRequestChange, find_affected
 from tasks.git import checkout_commit
 from tasks.github import replace_pr_comment, set_commit_status, status_context, upsert_pr_comment
@@ -69,6 +69,8 @@ class PrPlanReport:
     environments: tuple[EnvOutcome, ...]
     comment_id: int | None
     changed_paths: int = 0
+    superseded_by: str | None = None
+    """A newer run for a newer push of the same PR, which owns the comment instead."""
 
     @property
     def passed(self) -> bool:
@@ -81,6 +83,10 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
     """Plan the environments pull request ``pr_number`` affects at ``head_sha``; report on GitHub."""
     logger = get_run_logger()
     settings = load_settings()
+    if newer := superseding_run():
+        logger.info("#%d: a newer push is being planned (flow run %s); skipping %s", pr_number,
+                    newer, head_sha[:12])
+        return PrPlanReport(repository, pr_number, head_sha, (), None, superseded_by=newer)
     base = run_dir(settings)
     commit = checkout_commit(settings.repository_url, Path(settings.workdir), head_sha,
                              base / "head")
@@ -104,7 +110,12 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
         reports = plan_environments(settings, change, base, commit.sha, pr_number)
         body = plan_comment(list(reports.values()), change.affected, head_sha=commit.sha,
                             pr_number=pr_number, base_ref=base_ref, run_url=url)
-        comment = upsert_pr_comment(settings, repository, pr_number, body, MARKER)
+        newer = superseding_run()
+        if newer:  # a newer push arrived while planning: its run owns the comment
+            logger.info("#%d: leaving the comment to the newer run %s", pr_number, newer)
+            comment = None
+        else:
+            comment = upsert_pr_comment(settings, repository, pr_number, body, MARKER)
     except BaseException:
         mark_errored(settings, repository, commit.sha, names, url)
         raise
@@ -117,8 +128,9 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
         outcomes.append(EnvOutcome(name, result.state, result.description,
                                    reports[name].artifact_url))
         log_verdict(result)
-    return PrPlanReport(repository, pr_number, commit.sha, tuple(outcomes), comment.id,
-                        len(change.changed_paths))
+    return PrPlanReport(repository, pr_number, commit.sha, tuple(outcomes),
+                        comment.id if comment else None, len(change.changed_paths),
+                        superseded_by=newer)
 
 
 @flow(name="pr-closed", flow_run_name="pr-closed-{pr_number}")

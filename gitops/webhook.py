@@ -44,6 +44,14 @@ PR_PLAN_DEPLOYMENT = "pr-plan/pr-plan"
 PR_CLOSED_DEPLOYMENT = "pr-closed/pr-closed"
 DEPLOY_MAIN_DEPLOYMENT = "deploy-main/deploy-main"
 
+PR_TAG_PREFIX = "pr:"
+
+
+def pr_tag(repository: str, pr_number: int) -> str:
+    """The run tag shared by every pr-plan run of one pull request (newer runs supersede older)."""
+    return f"{PR_TAG_PREFIX}{repository.lower()}#{pr_number}"
+
+
 _PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
 _SHA_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
