@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from prefect.concurrency.sync import concurrency
 from prefect.context import get_run_context
@@ -15,9 +16,9 @@ from prefect.logging import get_run_logger
 from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
 from gitops.config import load_environment
 from gitops.errors import ApprovalTimedOut
-from gitops.git import Commit
+from gitops.git import Commit, discard_run_files
 from gitops.webhook import PR_TAG_PREFIX
-from gitops.settings import GitopsSettings
+from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit
 from tasks.terraform import StagedPlan
@@ -69,6 +70,29 @@ def flow_run_id() -> str:
 
 def run_dir(settings: GitopsSettings) -> Path:
     return Path(settings.workdir) / "runs" / flow_run_id()
+
+
+def discard_run_files_of(settings: GitopsSettings, flow_run_id_: Any) -> None:
+    """Delete a run's work directory (plan files hold secrets), unless GITOPS_KEEP_RUN_FILES."""
+    if not settings.keep_run_files:
+        discard_run_files(Path(settings.workdir) / "runs" / str(flow_run_id_),
+                          Path(settings.workdir))
+
+
+def discard_run_files_hook(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow state hook: the run's work directory goes when the run ends, whatever the outcome.
+
+    A flow that *returns* a Cancelled state gets no hook call (Prefect calls on_cancellation only
+    for runs cancelled from outside), so such a flow discards its files itself.
+    """
+    discard_run_files_of(load_settings(), flow_run.id)
+
+
+# Spread into every @flow that works in a run directory.
+DISCARD_RUN_FILES: dict[str, Any] = {
+    hook: [discard_run_files_hook]
+    for hook in ("on_completion", "on_failure", "on_cancellation", "on_crashed")
+}
 
 
 def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, label: str = "checkout",

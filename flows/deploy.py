@@ -18,7 +18,14 @@ from gitops.models import PlanStatus
 from gitops.render import render_plan_markdown
 from gitops.settings import load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import environment_slot, flow_run_id, open_workspace, request_approval
+from flows.common import (
+    DISCARD_RUN_FILES,
+    discard_run_files_of,
+    environment_slot,
+    flow_run_id,
+    open_workspace,
+    request_approval,
+)
 from flows.rollback import rollback_environment
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
@@ -69,12 +76,15 @@ def plan_and_check(ws: EnvWorkspace) -> StagedPlan:
     return staged
 
 
-@flow(name="deploy", flow_run_name="deploy-{environment}")
+@flow(name="deploy", flow_run_name="deploy-{environment}", **DISCARD_RUN_FILES)
 def deploy(environment: str, sha: str | None = None, repository_url: str | None = None) -> State:
     """Deploy ``environment`` at ``sha`` (default: head of the default branch)."""
     settings = load_settings()
     with environment_slot(environment):
-        return run_deploy(settings, environment, sha or settings.default_branch, repository_url)
+        state = run_deploy(settings, environment, sha or settings.default_branch, repository_url)
+    if state.is_cancelled():  # rejected: no state hook runs for a returned Cancelled state
+        discard_run_files_of(settings, flow_run_id())
+    return state
 
 
 def run_deploy(settings, environment: str, ref: str, repository_url: str | None) -> State:

@@ -18,7 +18,7 @@ from gitops.affected import affected_environments
 from gitops.errors import GitopsError
 from gitops.git import GitRepository
 from gitops.settings import load_settings
-from flows.common import run_dir
+from flows.common import DISCARD_RUN_FILES, run_dir
 from flows.deploy import deploy
 from tasks.affected import load_configured
 from tasks.git import checkout_commit
@@ -34,7 +34,7 @@ class MergeOutcome:
     message: str
 
 
-@flow(name="deploy-main", flow_run_name="deploy-main-{sha}")
+@flow(name="deploy-main", flow_run_name="deploy-main-{sha}", **DISCARD_RUN_FILES)
 def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list[MergeOutcome]:
     """Deploy ``sha`` of ``repository`` to every environment it affects."""
     logger = get_run_logger()

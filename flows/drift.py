@@ -26,7 +26,7 @@ from gitops.drift import DriftReport, NoticeKind, errored, notification, render_
 from gitops.errors import GitopsError
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import run_dir, run_url, slot_name
+from flows.common import DISCARD_RUN_FILES, run_dir, run_url, slot_name
 from tasks.drift import (
     close_issue,
     emit_drift_event,
@@ -44,7 +44,7 @@ DRIFT_LOCK_TIMEOUT_SECONDS = 5
 """How long a drift plan waits for a held state lock before reporting the environment skipped."""
 
 
-@flow(name="drift", flow_run_name="drift")
+@flow(name="drift", flow_run_name="drift", **DISCARD_RUN_FILES)
 def drift(environments: list[str] | None = None, max_concurrency: int = 4) -> list[DriftReport]:
     """Check ``environments`` (default: every configured one) for drift at the default branch head."""
     logger = get_run_logger()

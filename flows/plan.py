@@ -6,12 +6,12 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from gitops.settings import load_settings
-from flows.common import open_workspace
+from flows.common import DISCARD_RUN_FILES, open_workspace
 from flows.deploy import publish_plan
 from tasks.terraform import plan_stack, validate_stack
 
 
-@flow(name="plan", flow_run_name="plan-{environment}")
+@flow(name="plan", flow_run_name="plan-{environment}", **DISCARD_RUN_FILES)
 def plan(environment: str, sha: str | None = None) -> str:
     """Validate and plan ``environment``; publish the plan artifact; return the summary."""
     settings = load_settings()

@@ -39,7 +39,7 @@ from gitops.redact import redact_text
 from gitops.render import EnvReport, render_plan_markdown
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import flow_run_id, run_dir, superseding_run
+from flows.common import DISCARD_RUN_FILES, flow_run_id, run_dir, superseding_run
 from tasks.affected import PullRequestChange, find_affected
 from tasks.git import checkout_commit
 from tasks.github import replace_pr_comment, set_commit_status, status_context, upsert_pr_comment
@@ -78,7 +78,7 @@ class PrPlanReport:
         return all(e.state == "success" for e in self.environments)
 
 
-@flow(name="pr-plan", flow_run_name="pr-plan-{pr_number}")
+@flow(name="pr-plan", flow_run_name="pr-plan-{pr_number}", **DISCARD_RUN_FILES)
 def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "main") -> PrPlanReport:
     """Plan the environments pull request ``pr_number`` affects at ``head_sha``; report on GitHub."""
     logger = get_run_logger()

@@ -17,14 +17,20 @@ from gitops.errors import ApprovalError, GitopsError, RollbackFailed, StateLocke
 from gitops.models import PlanStatus
 from gitops.route53 import DnsRecord
 from gitops.settings import load_settings
-from flows.common import environment_slot, flow_run_id, open_workspace, request_approval
+from flows.common import (
+    DISCARD_RUN_FILES,
+    environment_slot,
+    flow_run_id,
+    open_workspace,
+    request_approval,
+)
 from tasks.argocd import rollback_application
 from tasks.dns import DnsChange, point_dns, record_value, restore_dns
 from tasks.records import previous_good_commit, record_last_good
 from tasks.terraform import apply_staged_plan, plan_stack, read_outputs, validate_stack
 
 
-@flow(name="rollback-subflow", flow_run_name="rollback-{environment}")
+@flow(name="rollback-subflow", flow_run_name="rollback-{environment}", **DISCARD_RUN_FILES)
 def rollback_environment(environment: str, to_sha: str | None, reason: str = "manual",
                          previous_dns: dict | None = None) -> list[str]:
     """Roll ``environment`` back to ``to_sha``; return what was rolled back, part by part."""

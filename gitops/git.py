@@ -109,6 +109,20 @@ class GitRepository:
             return False
 
 
+def discard_run_files(run_dir: Path, cache_dir: Path) -> None:
+    """Delete a run's checkouts, plan files and terraform data dirs, and forget its worktrees.
+
+    Saved plans hold sensitive values in clear (that is terraform's format), so they do not
+    outlive the run.
+    """
+    shutil.rmtree(run_dir, ignore_errors=True)
+    for mirror in (Path(cache_dir) / "mirrors").glob("*.git"):
+        try:
+            run_git(["worktree", "prune"], cwd=mirror)
+        except GitError:
+            pass
+
+
 _SEED_IGNORE = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", "*.tfplan",
                                       ".terraform.lock.hcl", "__pycache__")
 

@@ -27,6 +27,8 @@ class GitopsSettings(BaseSettings):
     environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
     workdir: Path = Field(default=Path.home() / ".cache" / "gitops-flows",
                           description="checkouts, plan files, terraform data dirs")
+    keep_run_files: bool = Field(
+        default=False, description="keep each run's checkout and plan files (they hold secrets)")
 
     terraform_binary: str = Field(default="terraform", description="terraform or tofu")
     terraform_timeout_seconds: float = 1800.0

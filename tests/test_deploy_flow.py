@@ -62,6 +62,14 @@ def state_versions(sandbox: Any, env: str) -> int:
     return len(versions.get("Versions", []))
 
 
+def run_files_left(state: Any) -> bool:
+    """Whether the run's work directory (checkout, plan files: secrets) is still on disk."""
+    import os
+
+    return (Path(os.environ["GITOPS_WORKDIR"]) / "runs" / str(state.state_details.flow_run_id)
+            ).exists()
+
+
 def deploy_state(env: str, sha: str):
     from flows.deploy import deploy
 
@@ -133,6 +141,7 @@ def test_staging_like_deploy_applies_points_dns_and_syncs_argocd(sandbox, infra,
     assert app["status"]["sync"]["revision"] == sha
     assert app["status"]["health"]["status"] == "Healthy"
     assert state_versions(sandbox, "e2e-stg") >= 1
+    assert not run_files_left(state)  # plan files hold secrets: gone with the run
 
     # Same commit again: nothing to apply, no approval, still Synced.
     again = deploy_state("e2e-stg", sha)
@@ -178,6 +187,7 @@ def test_rejected_or_self_approved_prod_deploy_applies_nothing(sandbox, infra, a
 
     assert state.is_cancelled(), state
     assert state.result(raise_on_failure=False).outcome == outcome
+    assert not run_files_left(state)
     assert state_versions(sandbox, env) == 0
     assert dns_value(sandbox, f"app.{env}.sandbox.internal") is None
 
@@ -190,6 +200,7 @@ def test_approval_timeout_applies_nothing(sandbox, infra):
 
     assert state.is_failed()
     assert wait_for_log(state.state_details.flow_run_id, "nobody approved")
+    assert not run_files_left(state)
     assert state_versions(sandbox, "e2e-tmo") == 0
 
 
