@@ -60,9 +60,7 @@ class Service:
         return f"http://{LOOPBACK}:{self.port}"
 
     def alive(self) -> bool:
-        try:
-            os.kill(self.pid, 0)
-        except OSError:
+        if not _is_ours(self):
             return False
         try:
             wait_for_port(LOOPBACK, self.port, timeout=1.0)
@@ -164,25 +162,24 @@ class Sandbox:
         state = SandboxState.load(self.state_file)
         stopped = []
         for name, svc in list(state.services.items()):
-            try:
-                os.killpg(svc.pid, signal.SIGTERM)
-                stopped.append(name)
-            except OSError:
-                pass
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+            if _is_ours(svc):
                 try:
-                    os.kill(svc.pid, 0)
-                except OSError:
-                    break
-                time.sleep(0.1)
-            else:
-                try:
-                    os.killpg(svc.pid, signal.SIGKILL)
+                    os.killpg(svc.pid, signal.SIGTERM)
+                    stopped.append(name)
                 except OSError:
                     pass
+                deadline = time.monotonic() + 10
+                while not _gone(svc.pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if not _gone(svc.pid):
+                    try:
+                        os.killpg(svc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    _gone(svc.pid)
             del state.services[name]
-        state.save(self.state_file) if self.root.exists() else None
+        if self.root.exists():
+            state.save(self.state_file)
         return stopped
 
     def status(self) -> list[tuple[str, str, str]]:
@@ -297,6 +294,31 @@ class Sandbox:
     def clean(self) -> None:
         """Remove the sandbox folder (after `down`)."""
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_ours(svc: Service) -> bool:
+    """Whether ``svc.pid`` is still the process `up` started (not a reused pid): it leads its own
+    process group and its command line names the port it was given."""
+    try:
+        cmdline = Path(f"/proc/{svc.pid}/cmdline").read_bytes().split(b"\0")
+        return os.getpgid(svc.pid) == svc.pid and str(svc.port).encode() in cmdline
+    except OSError:
+        return False
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (reaping it when it is our own child)."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: the CLI that started it has exited
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return True
+    return False
 
 
 def backend_overrides(moto_endpoint: str) -> dict[str, str]:

@@ -32,6 +32,10 @@ class DnsRecord:
 
 
 def _wrap(action: str, exc: Exception) -> DnsError:
+    """One DnsError for a failed call: DnsUnavailable (retried) for throttling, server errors and
+    connection problems; a plain DnsError for refusals (bad request, access denied)."""
+    if isinstance(exc, DnsError):
+        return exc
     code = ""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -71,9 +75,10 @@ class Route53Records:
     def get(self, name: str, type_: str) -> DnsRecord | None:
         """The current record, or None when it does not exist."""
         fqdn = name.rstrip(".") + "."
+        zone_id = self.zone_id
         try:
             page = self._client.list_resource_record_sets(
-                HostedZoneId=self.zone_id, StartRecordName=fqdn, StartRecordType=type_,
+                HostedZoneId=zone_id, StartRecordName=fqdn, StartRecordType=type_,
                 MaxItems="1")
         except Exception as exc:
             raise _wrap("list_resource_record_sets", exc) from exc
@@ -84,9 +89,10 @@ class Route53Records:
         return None
 
     def _change(self, action: str, record: DnsRecord, comment: str) -> str:
+        zone_id = self.zone_id
         try:
             resp = self._client.change_resource_record_sets(
-                HostedZoneId=self.zone_id,
+                HostedZoneId=zone_id,
                 ChangeBatch={"Comment": comment[:256], "Changes": [{
                     "Action": action,
                     "ResourceRecordSet": {
