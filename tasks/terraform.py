@@ -68,9 +68,16 @@ def make_runner(ws: EnvWorkspace) -> TerraformRunner:
 
 
 def init_runner(ws: EnvWorkspace) -> TerraformRunner:
-    """A runner whose backend is initialised for the workspace's environment."""
+    """A runner whose backend is initialised for the workspace's environment.
+
+    `terraform init` runs once per workspace (one checkout, one data dir): the validate, plan and
+    apply stages of a run share it.
+    """
     runner = make_runner(ws)
-    runner.init(ws.backend_file, ws.settings.backend_overrides)
+    marker = ws.data_dir / ".gitops-initialised"
+    if not marker.exists():
+        runner.init(ws.backend_file, ws.settings.backend_overrides)
+        marker.touch()
     return runner
 
 
