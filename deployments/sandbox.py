@@ -30,9 +30,6 @@ from pathlib import Path
 from gitops.errors import SandboxError
 from gitops.sandbox.aws import (
     LOOPBACK,
-    SANDBOX_ACCESS_KEY,
-    SANDBOX_REGION,
-    SANDBOX_SECRET_KEY,
     StateBackend,
     ensure_hosted_zone,
     ensure_state_backend,
@@ -331,8 +328,3 @@ def backend_overrides(moto_endpoint: str) -> dict[str, str]:
         "skip_metadata_api_check": "true",
         "skip_region_validation": "true",
     }
-
-
-def sandbox_aws_credentials() -> tuple[str, str, str]:
-    """The dummy key pair and region moto accepts."""
-    return SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY, SANDBOX_REGION

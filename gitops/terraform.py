@@ -286,7 +286,8 @@ def _outputs(raw: Mapping[str, Any]) -> dict[str, Output]:
             for name, o in raw.items()}
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file (a saved plan's identity in its fingerprint)."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -377,7 +378,7 @@ class TerraformRunner:
         return RunnerPlan(
             status=PlanStatus.CHANGES if done.returncode == 2 else PlanStatus.NO_CHANGES,
             plan_file=str(out), plan_json=plan_json, state=read_plan_state(out),
-            plan_sha256=_sha256(out), stderr=done.stderr,
+            plan_sha256=file_sha256(out), stderr=done.stderr,
         )
 
     def current_state(self) -> StateIdentity:

@@ -70,17 +70,6 @@ def sync_application(ws: EnvWorkspace, revision: str) -> Application | None:
     return app
 
 
-@task(name="argocd-previous", retries=3, retry_delay_seconds=BACKOFF,
-      retry_condition_fn=transient_only, cache_policy=NO_CACHE)
-def current_application(ws: EnvWorkspace) -> Application | None:
-    """The Application as it is before this deploy touches it (for rollback)."""
-    cfg = ws.environment.argocd
-    if cfg is None:
-        return None
-    with argocd_client(ws) as argo:
-        return argo.get_application(cfg.application)
-
-
 @task(name="argocd-rollback", retries=3, retry_delay_seconds=BACKOFF,
       retry_condition_fn=transient_only, cache_policy=NO_CACHE)
 def rollback_application(ws: EnvWorkspace, revision: str) -> str:

@@ -7,7 +7,6 @@ Retry policy: validate and plan only read, but their failures are not transient 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus
 from gitops.plan import Plan, parse_plan
 from gitops.policy import PolicyReport, check_tags
 from gitops.render import render_plan_summary
-from gitops.terraform import TerraformRunner, TerraformSettings
+from gitops.terraform import TerraformRunner, TerraformSettings, file_sha256
 from gitops.workspace import EnvWorkspace
 from tasks.credentials import aws_environment, load_aws_credentials, secret_variables
 
@@ -81,14 +80,6 @@ def init_runner(ws: EnvWorkspace) -> TerraformRunner:
     return runner
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @task(name="validate", cache_policy=NO_CACHE)
 def validate_stack(ws: EnvWorkspace) -> None:
     """`terraform fmt -check`, `init`, `terraform validate` of the environment's stack."""
@@ -145,8 +136,12 @@ def enforce_tag_policy(staged: StagedPlan) -> None:
         list(staged.policy.violations))
 
 
-def verify_fingerprint(ws: EnvWorkspace, runner: TerraformRunner, staged: StagedPlan) -> None:
-    """Refuse to apply unless plan file, state snapshot and commit are those approved."""
+def verify_fingerprint(ws: EnvWorkspace, staged: StagedPlan) -> None:
+    """Refuse to apply unless the plan file and commit are those approved.
+
+    The third part, the state snapshot, is checked by `TerraformRunner.apply` itself against the
+    state recorded in this (hash-checked) plan file.
+    """
     fp = staged.fingerprint
     if fp is None:
         raise StalePlan(f"{ws.name}: nothing was planned")
@@ -154,11 +149,6 @@ def verify_fingerprint(ws: EnvWorkspace, runner: TerraformRunner, staged: Staged
         raise StalePlan(f"{ws.name}: plan was made for {fp.commit[:12]}, deploying {ws.commit[:12]}")
     if file_sha256(Path(staged.plan_file)) != fp.plan_sha256:
         raise StalePlan(f"{ws.name}: the plan file changed since it was approved")
-    current = runner.current_state()
-    if (current.lineage, current.serial) != (fp.state.lineage, fp.state.serial):
-        raise StalePlan(
-            f"{ws.name}: state moved since the plan (planned against serial {fp.state.serial}, "
-            f"now {current.serial}); re-planning")
 
 
 @task(name="apply", retries=0, cache_policy=NO_CACHE)
@@ -166,7 +156,7 @@ def apply_staged_plan(ws: EnvWorkspace, staged: StagedPlan) -> ApplyResult:
     """Apply exactly the saved, approved plan file. Never retried."""
     logger = get_run_logger()
     runner = init_runner(ws)
-    verify_fingerprint(ws, runner, staged)
+    verify_fingerprint(ws, staged)
     result = runner.apply(Path(staged.plan_file))
     logger.info("%s: applied %s; state serial %s", ws.name, staged.fingerprint.short,
                 result.state.serial)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gitops.git import commit_all, run_git
+from gitops.git import commit_all, run_git, seed_repository
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class InfraRepo:
@@ -14,6 +17,26 @@ class InfraRepo:
     def __init__(self, url: str, path: Path) -> None:
         self.path = path
         run_git(["clone", "--quiet", url, str(path)])
+
+    @classmethod
+    def isolated(cls, tmp_path: Path, environments: tuple[str, ...]) -> InfraRepo:
+        """A new infra repository holding only ``environments`` (not yet pushed).
+
+        For flows that act on every configured environment. The caller points
+        GITOPS_REPOSITORY_URL at ``repo.url``.
+        """
+        bare = tmp_path / "infra.git"
+        seed_repository(bare, REPO_ROOT, tmp_path / "seed")
+        repo = cls(bare.as_uri(), tmp_path / "work")
+        for name in environments:
+            repo.add_environment(name)
+        for name in ("dev", "staging", "prod"):
+            shutil.rmtree(repo.path / "terraform" / "environments" / name)
+        return repo
+
+    @property
+    def url(self) -> str:
+        return run_git(["remote", "get-url", "origin"], cwd=self.path).strip()
 
     def add_environment(self, name: str, *, like: str = "staging", approval: bool = False,
                         approval_timeout: int = 600, extra_toml: str = "") -> None:

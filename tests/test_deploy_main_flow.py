@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gitops.git import run_git, seed_repository
+from gitops.git import run_git
 from infra_repo import InfraRepo
 
 pytestmark = pytest.mark.slow
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
 def own_repo(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InfraRepo:
     """An infra repository holding only this test's environments (dm-a, dm-b)."""
-    bare = tmp_path / "infra.git"
-    seed_repository(bare, REPO_ROOT, tmp_path / "seed")
-    monkeypatch.setenv("GITOPS_REPOSITORY_URL", bare.as_uri())
-    repo = InfraRepo(bare.as_uri(), tmp_path / "work")
-    repo.add_environment("dm-a")
-    repo.add_environment("dm-b")
-    for name in ("dev", "staging", "prod"):
-        shutil.rmtree(repo.path / "terraform" / "environments" / name)
+    repo = InfraRepo.isolated(tmp_path, ("dm-a", "dm-b"))
+    monkeypatch.setenv("GITOPS_REPOSITORY_URL", repo.url)
     return repo
 
 

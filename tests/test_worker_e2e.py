@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +18,6 @@ import pytest
 
 from deployments.sandbox import SandboxState
 from gitops.emulators.server import BackgroundServer
-from gitops.git import seed_repository
 from gitops.webhook import signature_for
 from infra_repo import InfraRepo
 from test_deploy_flow import dns_value
@@ -34,13 +32,8 @@ SECRET = "worker-test-webhook-secret"
 
 @pytest.fixture()
 def own_repo(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InfraRepo:
-    bare = tmp_path / "infra.git"
-    seed_repository(bare, REPO_ROOT, tmp_path / "seed")
-    monkeypatch.setenv("GITOPS_REPOSITORY_URL", bare.as_uri())
-    repo = InfraRepo(bare.as_uri(), tmp_path / "work")
-    repo.add_environment("wk-a")
-    for name in ("dev", "staging", "prod"):
-        shutil.rmtree(repo.path / "terraform" / "environments" / name)
+    repo = InfraRepo.isolated(tmp_path, ("wk-a",))
+    monkeypatch.setenv("GITOPS_REPOSITORY_URL", repo.url)
     return repo
 
 
