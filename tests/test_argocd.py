@@ -201,6 +201,21 @@ def test_timeout_while_progressing_raises_sync_failed(argocd: ArgoCDClient,
     assert sum(clock.slept) == pytest.approx(30.0)
 
 
+def test_finish_operation_ends_a_long_sync_now(argocd: ArgoCDClient, emulator: ArgoCDEmulator,
+                                               clock: FakeClock) -> None:
+    argocd.create_application(WEB)
+    emulator.set_sync_seconds(600)
+    argocd.sync("web", revision=REV1)
+    assert argocd.get_application("web").operation_phase == "Running"
+    emulator.finish_operation("web")
+    done = argocd.get_application("web")
+    assert (done.operation_phase, done.sync_revision, done.health_status) == (
+        "Succeeded", REV1, "Healthy")
+    assert clock.slept == []  # no simulated time passed: the control ended it
+    emulator.finish_operation("web")  # nothing running: a no-op, not an error
+    assert argocd.get_application("web") == done
+
+
 def test_unavailable_twice_then_success_with_a_retry_loop(
         argocd: ArgoCDClient, emulator: ArgoCDEmulator, wire: ContractCheckingTransport) -> None:
     argocd.create_application(WEB)
@@ -333,6 +348,13 @@ def test_control_api_injects_faults_over_http(server: BackgroundServer,
     with pytest.raises(ArgoCDUnavailable):
         argocd.list_applications()
     assert argocd.list_applications() == ()
+    argocd.create_application(WEB)
+    httpx.put(f"{server.url}/_emulator/sync-seconds", json={"seconds": 600})
+    assert argocd.sync("web", revision=REV1).operation_phase == "Running"
+    assert httpx.post(f"{server.url}/_emulator/applications/web/finish-operation").status_code == 200
+    assert argocd.get_application("web").operation_phase == "Succeeded"
+    assert httpx.post(f"{server.url}/_emulator/applications/nope/finish-operation"
+                      ).status_code == 400
     assert httpx.put(f"{server.url}/_emulator/auth", json={"required": False}).status_code == 200
     assert TOKEN not in httpx.get(f"{server.url}/_emulator/state").text
 

@@ -270,22 +270,53 @@ def test_transient_argocd_503_is_retried_and_succeeds(sandbox, infra, argocd):
     assert argo_app(argocd, sandbox, "expense-e2e-503")["status"]["sync"]["revision"] == sha
 
 
+def wait_until(condition: Any, what: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def operation_phase(argocd: httpx.Client, sandbox: Any, name: str) -> str | None:
+    try:
+        app = argo_app(argocd, sandbox, name)
+    except httpx.HTTPStatusError:
+        return None  # not created yet
+    return app.get("status", {}).get("operationState", {}).get("phase")
+
+
+def any_run_logged(run_name: str, text: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[run_name])))
+    return any(wait_for_log(run.id, text, timeout=0.1) for run in runs)
+
+
 def test_two_deploys_of_one_environment_run_one_after_the_other(sandbox, infra, argocd):
     infra.add_environment("e2e-conc")
     sha = infra.push("Add e2e-conc")
-    argocd.put("/_emulator/sync-seconds", json={"seconds": 3})
+    # The first deploy holds the environment's slot until the test lets its Argo CD sync finish,
+    # so the second one is certain to arrive while the slot is taken (no reliance on timing).
+    argocd.put("/_emulator/sync-seconds", json={"seconds": 600})
     try:
-        first, second = Background("e2e-conc", sha), Background("e2e-conc", sha)
+        first = Background("e2e-conc", sha)
+        wait_until(lambda: operation_phase(argocd, sandbox, "expense-e2e-conc") == "Running",
+                   "the first deploy's Argo CD sync")
+        second = Background("e2e-conc", sha)
+        wait_until(lambda: any_run_logged("deploy-e2e-conc", "waiting: another deploy of e2e-conc"),
+                   "the second deploy to wait for the slot")
+        argocd.put("/_emulator/sync-seconds", json={"seconds": 0.5})
+        argocd.post("/_emulator/applications/expense-e2e-conc/finish-operation")
         a, b = first.join(), second.join()
     finally:
         argocd.put("/_emulator/sync-seconds", json={"seconds": 2.0})
     assert a.is_completed() and b.is_completed(), (a.message, b.message)
-    outcomes = sorted([a.result().outcome, b.result().outcome])
-    # Serialised: one applied, the other found nothing left to do. Never two applies at once.
-    assert outcomes == ["deployed", "no-changes"]
-    # ...and the one that waited said so.
-    waited = [s for s in (a, b) if s.result().outcome == "no-changes"][0]
-    assert wait_for_log(waited.state_details.flow_run_id, "waiting: another deploy of e2e-conc")
+    # Serialised: the first applied, the second found nothing left to do. Never two applies at once.
+    assert (a.result().outcome, b.result().outcome) == ("deployed", "no-changes")
+    assert wait_for_log(b.state_details.flow_run_id, "got the deploy slot of e2e-conc")
 
 
 def test_manual_rollback_goes_back_to_the_previous_good_commit(sandbox, infra, argocd):

@@ -143,7 +143,11 @@ def test_process_killed_during_apply_leaves_the_lock_reported_never_broken(sandb
     while not (pids := _terraform_pids(marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert pids, "terraform apply did not start"
-    time.sleep(3)  # terraform holds the lock and is inside the provider call
+    # Kill only once terraform holds the state lock (it then sits in the delayed provider call).
+    while not any(state_key(env) in i["LockID"]["S"] for i in lock_items(sandbox)):
+        assert time.monotonic() < deadline, "terraform apply never took the state lock"
+        time.sleep(0.2)
+    time.sleep(1)
     for pid in pids:
         os.killpg(os.getpgid(pid), signal.SIGKILL)  # the worker machine dies
     apply_thread.join(30)

@@ -23,6 +23,7 @@ Faults, as methods or over the control API (never behind auth or outages):
     POST /_emulator/applications/{name}/degrade-next-sync   {"message": "..."}
     POST /_emulator/applications/{name}/fail-next-sync      {"message": "..."}
     PUT  /_emulator/sync-seconds                    {"seconds": X}
+    POST /_emulator/applications/{name}/finish-operation    the running operation ends now
     PUT  /_emulator/auth                            {"required": true|false}
     POST /_emulator/reset                           clears faults
     GET  /_emulator/state
@@ -186,6 +187,14 @@ class ArgoCDEmulator:
             raise ValueError("seconds must be >= 0")
         with self._lock:
             self._sync_seconds = float(seconds)
+
+    def finish_operation(self, name: str) -> None:
+        """The running operation of `name` (if any) is due now: the next read settles it."""
+        with self._lock:
+            app = self._get(name)
+            if app.running:
+                assert app.operation is not None
+                app.operation.done_at = self.clock()
 
     def set_auth_required(self, required: bool) -> None:
         """Whether /api requests (bar the session) need a valid Bearer token."""
@@ -593,6 +602,8 @@ def build_app(emulator: ArgoCDEmulator) -> Starlette:
             lambda r, b: emulator.fail_next_sync(
                 r.path_params["name"], str(b.get("message") or DEFAULT_FAILED_MESSAGE))),
             methods=["POST"]),
+        Route("/_emulator/applications/{name}/finish-operation", control(
+            lambda r, b: emulator.finish_operation(r.path_params["name"])), methods=["POST"]),
         Route("/_emulator/sync-seconds", control(
             lambda r, b: emulator.set_sync_seconds(float(b["seconds"]))), methods=["PUT"]),
         Route("/_emulator/auth", control(
