@@ -159,6 +159,20 @@ def test_statuses_are_recorded_and_descriptions_trimmed(
     assert len(recorded[1].description) == 140 == len(status.description)
 
 
+def test_statuses_are_listed_newest_first_like_github(
+        github: GitHubClient, server: BackgroundServer) -> None:
+    for state in ("pending", "failure", "success"):
+        github.create_status(REPO, SHA, state, "gitops/plan: dev")
+    url = f"{server.url}/repos/{REPO}/commits/{SHA}/statuses"
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    listed = httpx.get(url, headers=auth, params={"per_page": 2})
+    assert [s["state"] for s in listed.json()] == ["success", "failure"]
+    assert 'rel="next"' in listed.headers["Link"]
+    assert httpx.get(url, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{server.url}/repos/{REPO}/commits/{'0' * 40}/statuses",
+                     headers=auth).json() == []
+
+
 def test_status_state_is_checked_locally(github: GitHubClient) -> None:
     with pytest.raises(ValueError):
         github.create_status(REPO, SHA, "passed", "gitops/plan")  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
 """End to end on the sandbox: signed GitHub deliveries → the webhook receiver → the pr-plan flow
 (run in-process by a test launcher) → real git, terraform, moto, Prefect → a GitHub emulator.
 
-The GitHub emulator runs in this process (same token as the sandbox's) so the test can read the
-commit statuses it recorded; GITOPS_GITHUB_API_URL points the flows at it for the test only.
+Each test gets its own GitHub emulator in this process (same token as the sandbox's), so it reads
+only the comments and statuses it caused; GITOPS_GITHUB_API_URL points the flows at it for the
+test only.
 """
 
 from __future__ import annotations

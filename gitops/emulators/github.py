@@ -11,6 +11,10 @@ It answers like GitHub for exactly the routes `gitops.github.GitHubClient` uses 
     PATCH /repos/{owner}/{repo}/issues/{issue_number}
     GET   /repos/{owner}/{repo}/issues                             (state, labels, per_page, page)
 
+and, for operators and tests reading what a run reported (the client never lists statuses),
+
+    GET   /repos/{owner}/{repo}/commits/{ref}/statuses             newest first, per_page/page
+
 It records comments, statuses and issues per repository, answers 401 without the right token,
 422 for a comment body over 65,536 characters (GitHub's own error text), and can be told to
 answer 5xx to the next N requests (`fail_next`).
@@ -144,6 +148,7 @@ class GitHubEmulator:
             Route(base + "/issues/{number:int}", self._update_issue, methods=["PATCH"]),
             Route(base + "/issues", self._issues_route, methods=["GET", "POST"]),
             Route(base + "/statuses/{sha}", self._create_status, methods=["POST"]),
+            Route(base + "/commits/{ref}/statuses", self._list_statuses, methods=["GET"]),
         ])
 
     def _gate(self, request: Request) -> Response | None:
@@ -235,11 +240,21 @@ class GitHubEmulator:
                                   description=description, target_url=target_url)
             self._next_status_id += 1
             self._repo(repo).statuses.setdefault(sha.lower(), []).append(status)
-        return JSONResponse({"id": status.id, "state": status.state, "context": status.context,
-                             "description": status.description,
-                             "target_url": status.target_url,
-                             "url": f"https://api.github.com/repos/{repo}/statuses/{sha}",
-                             "creator": {"login": self.login}}, status_code=201)
+        return JSONResponse(self._status_json(status, repo, sha), status_code=201)
+
+    async def _list_statuses(self, request: Request) -> Response:
+        """GitHub's "list commit statuses for a reference": newest first, paginated."""
+        if (refused := self._gate(request)) is not None:
+            return refused
+        repo, sha = _repo_name(request), request.path_params["ref"]
+        found = self.statuses(repo, sha)
+        return _page(request, [self._status_json(s, repo, sha) for s in reversed(found)])
+
+    def _status_json(self, status: CommitStatus, repo: str, sha: str) -> dict[str, Any]:
+        return {"id": status.id, "state": status.state, "context": status.context,
+                "description": status.description, "target_url": status.target_url,
+                "url": f"https://api.github.com/repos/{repo}/statuses/{sha}",
+                "creator": {"login": self.login}}
 
     async def _issues_route(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
