@@ -1,17 +1,22 @@
 """Git, through the git CLI: fetch a repository once, check commits out as worktrees, diff them.
 
 ``GitRepository(url, cache_dir)`` keeps one bare mirror per repository URL and adds a detached
-worktree per checkout, so each run sees exactly the commit it was asked for.
+worktree per checkout, so each run sees exactly the commit it was asked for. Runs on one worker
+share the mirror: whatever writes to it (clone, fetch, worktree add/remove/prune) holds an
+exclusive file lock beside it, so concurrent runs take turns instead of failing on git's own
+ref and index locks. Git's automatic gc after a fetch keeps the mirror's size in check.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,32 +62,47 @@ class GitRepository:
 
     def fetch(self) -> None:
         """Create or update the local mirror."""
-        if not (self.mirror / "HEAD").exists():
-            self.mirror.parent.mkdir(parents=True, exist_ok=True)
-            run_git(["clone", "--mirror", "--quiet", self.url, str(self.mirror)])
-        else:
-            run_git(["fetch", "--prune", "--quiet", "origin"], cwd=self.mirror)
+        with mirror_lock(self.mirror):
+            self._fetch()
 
     def resolve(self, ref: str) -> str:
         """The full SHA of a branch, tag or (abbreviated) commit."""
-        self.fetch()
-        out = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=self.mirror)
-        return out.strip()
+        with mirror_lock(self.mirror):
+            self._fetch()
+            return self._rev_parse(ref)
 
     def checkout(self, sha: str, dest: Path) -> Path:
         """A detached worktree of ``sha`` at ``dest`` (replaced if it exists)."""
         if not SHA.fullmatch(sha):
             raise GitError(f"not a commit SHA: {sha!r}")
-        self.fetch()
-        full = self.resolve(sha)
-        if dest.exists():
-            self.remove_checkout(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        run_git(["worktree", "add", "--detach", "--force", str(dest), full], cwd=self.mirror)
+        with mirror_lock(self.mirror):
+            self._fetch()
+            full = self._rev_parse(sha)
+            if dest.exists():
+                self._remove_checkout(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            run_git(["worktree", "add", "--detach", "--force", str(dest), full], cwd=self.mirror)
         return dest
 
     def remove_checkout(self, dest: Path) -> None:
         """Drop a worktree made by `checkout`."""
+        with mirror_lock(self.mirror):
+            self._remove_checkout(dest)
+
+    # The unlocked steps; callers hold `mirror_lock` (it is not re-entrant).
+
+    def _fetch(self) -> None:
+        if not (self.mirror / "HEAD").exists():
+            shutil.rmtree(self.mirror, ignore_errors=True)  # a clone cut short leaves debris
+            run_git(["clone", "--mirror", "--quiet", self.url, str(self.mirror)])
+        else:
+            run_git(["fetch", "--prune", "--quiet", "origin"], cwd=self.mirror)
+
+    def _rev_parse(self, ref: str) -> str:
+        out = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=self.mirror)
+        return out.strip()
+
+    def _remove_checkout(self, dest: Path) -> None:
         try:
             run_git(["worktree", "remove", "--force", str(dest)], cwd=self.mirror)
         except GitError:
@@ -118,9 +138,23 @@ def discard_run_files(run_dir: Path, cache_dir: Path) -> None:
     shutil.rmtree(run_dir, ignore_errors=True)
     for mirror in (Path(cache_dir) / "mirrors").glob("*.git"):
         try:
-            run_git(["worktree", "prune"], cwd=mirror)
+            with mirror_lock(mirror):
+                run_git(["worktree", "prune"], cwd=mirror)
         except GitError:
             pass
+
+
+@contextmanager
+def mirror_lock(mirror: Path) -> Iterator[None]:
+    """Hold the exclusive lock of one mirror (``<mirror>.lock``, an flock released on exit,
+    also when the process dies)."""
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    with open(mirror.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _SEED_IGNORE = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", "*.tfplan",

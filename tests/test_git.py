@@ -73,3 +73,21 @@ def test_discarding_a_run_removes_its_worktree_everywhere(origin: Path, tmp_path
 def test_no_repository_url_is_a_clear_error(tmp_path: Path):
     with pytest.raises(GitError, match="GITOPS_REPOSITORY_URL"):
         GitRepository("", tmp_path)
+
+
+def test_concurrent_runs_share_one_mirror_safely(origin: Path, tmp_path: Path):
+    """Runs on one worker check out at the same time: one clone, fetches and worktrees in turn."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for i in range(3):
+        (origin / f"f{i}.txt").write_text(str(i))
+        commit_all(origin, f"commit {i}")
+    sha = run_git(["rev-parse", "HEAD"], cwd=origin).strip()
+
+    def checkout(i: int) -> str:
+        repo = GitRepository(str(origin), tmp_path / "cache")
+        dest = repo.checkout(sha, tmp_path / "runs" / str(i))
+        return (dest / "f2.txt").read_text()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(checkout, range(16))) == ["2"] * 16
