@@ -158,16 +158,8 @@ def fail_and_roll_back(ws: EnvWorkspace, sha: str, reason: str,
     logger = get_run_logger()
     target = last_good_commit(ws.name)
     logger.error("%s: %s; rolling back to %s", ws.name, reason, target or "(no last good commit)")
-    result = rollback_environment(
-        ws.name, to_sha=target, reason=reason,
-        previous_dns=(None if dns_change is None else {
-            "existed": dns_change.previous is not None,
-            "name": dns_change.previous.name if dns_change.previous else "",
-            "type": dns_change.previous.type if dns_change.previous else "",
-            "ttl": dns_change.previous.ttl if dns_change.previous else 0,
-            "values": list(dns_change.previous.values) if dns_change.previous else [],
-        }),
-        return_state=True)
+    result = rollback_environment(ws.name, to_sha=target, reason=reason, dns_change=dns_change,
+                                  return_state=True)
     steps = result.result(raise_on_failure=False) if result.is_completed() else None
     if result.is_completed():
         done = tuple(steps or ())

@@ -15,7 +15,6 @@ from pathlib import Path
 from gitops.git import GitRepository
 from gitops.errors import ApprovalError, GitopsError, RollbackFailed, StateLocked
 from gitops.models import PlanStatus
-from gitops.route53 import DnsRecord
 from gitops.settings import load_settings
 from flows.common import (
     DISCARD_RUN_FILES,
@@ -32,8 +31,13 @@ from tasks.terraform import apply_staged_plan, plan_stack, read_outputs, validat
 
 @flow(name="rollback-subflow", flow_run_name="rollback-{environment}", **DISCARD_RUN_FILES)
 def rollback_environment(environment: str, to_sha: str | None, reason: str = "manual",
-                         previous_dns: dict | None = None) -> list[str]:
-    """Roll ``environment`` back to ``to_sha``; return what was rolled back, part by part."""
+                         dns_change: DnsChange | None = None) -> list[str]:
+    """Roll ``environment`` back to ``to_sha``; return what was rolled back, part by part.
+
+    ``dns_change`` is what the failed deploy did to DNS, if anything: the record goes back to how
+    it was before (or away, if it did not exist). Without it the record is pointed at what the
+    rolled-back stack outputs.
+    """
     logger = get_run_logger()
     settings = load_settings()
     done: list[str] = []
@@ -46,12 +50,9 @@ def rollback_environment(environment: str, to_sha: str | None, reason: str = "ma
     ws, commit = open_workspace(settings, environment, to_sha, label="rollback")
 
     # 1. DNS first: it is what users hit.
-    if previous_dns is not None:
-        prev = (DnsRecord(previous_dns["name"], previous_dns["type"], int(previous_dns["ttl"]),
-                          tuple(previous_dns["values"])) if previous_dns["existed"] else None)
+    if dns_change is not None:
         try:
-            current = DnsRecord(ws.environment.dns.record, ws.environment.dns.type, 0, ())
-            done.append("DNS: " + restore_dns(ws, DnsChange(prev, current)))
+            done.append("DNS: " + restore_dns(ws, dns_change))
         except GitopsError as exc:
             failed.append(f"DNS: NOT restored ({exc})")
 
@@ -79,7 +80,7 @@ def rollback_environment(environment: str, to_sha: str | None, reason: str = "ma
                         f"{staged.plan.counts.replace} replace)")
         else:
             done.append(f"infrastructure: already matches {commit.sha[:12]}")
-        if previous_dns is None and ws.environment.dns is not None:
+        if dns_change is None and ws.environment.dns is not None:
             change = point_dns(ws, record_value(ws.environment.dns, read_outputs(ws)))
             done.append(f"DNS: {change.current.name} -> {change.current.values[0]}")
     except GitopsError as exc:
