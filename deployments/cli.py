@@ -103,6 +103,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return _final(state)
 
 
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from flows.unlock import unlock
+
+    state = unlock(args.environment, args.lock_id, by=args.as_, reason=args.reason,
+                   return_state=True)
+    if state.is_completed():
+        print(state.result())
+    return _final(state)
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
     from flows.drift import drift
 
@@ -163,6 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     rb.add_argument("environment")
     rb.add_argument("--to", default=None)
     rb.set_defaults(func=cmd_rollback)
+
+    ul = sub.add_parser("unlock", help="release a stuck state lock by its ID (never automatic)")
+    ul.add_argument("environment")
+    ul.add_argument("lock_id", help="the ID the failed run reported")
+    ul.add_argument("--as", dest="as_", required=True, help="who releases it (recorded)")
+    ul.add_argument("--reason", required=True, help="why it is safe (recorded)")
+    ul.set_defaults(func=cmd_unlock)
 
     ap = sub.add_parser("approve", help="answer a paused deploy's approval form")
     ap.add_argument("run_id")

@@ -1,13 +1,10 @@
-"""Orchestration helpers shared by the flows: the per-environment slot, workspaces, approval."""
+"""Orchestration helpers shared by the flows: run directories, workspaces, approval."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from prefect.concurrency.sync import concurrency
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
@@ -22,45 +19,6 @@ from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit
 from tasks.terraform import StagedPlan
-
-
-def slot_name(environment: str) -> str:
-    return f"gitops-deploy-{environment}"
-
-
-def ensure_slot(environment: str) -> None:
-    """Create the environment's global concurrency limit (1 slot) if it does not exist."""
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(slot_name(environment))
-        except Exception:  # ObjectNotFound; a concurrent creator is fine too
-            try:
-                client.upsert_global_concurrency_limit_by_name(slot_name(environment), 1)
-            except Exception:
-                client.read_global_concurrency_limit_by_name(slot_name(environment))
-
-
-@contextmanager
-def environment_slot(environment: str) -> Iterator[None]:
-    """Hold the environment's single deploy slot: deploys of one environment run one at a time.
-
-    This is on top of the Terraform state lock, which still guards against anything outside
-    Prefect. A deploy that has to wait says so in its log.
-    """
-    logger = get_run_logger()
-    ensure_slot(environment)
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(concurrency(slot_name(environment), occupy=1, timeout_seconds=1,
-                                            strict=True))
-        except TimeoutError:
-            logger.info("waiting: another deploy of %s holds its slot (%s)", environment,
-                        slot_name(environment))
-            stack.enter_context(concurrency(slot_name(environment), occupy=1, strict=True))
-            logger.info("got the deploy slot of %s", environment)
-        yield
 
 
 def flow_run_id() -> str:

@@ -21,12 +21,12 @@ from gitops.workspace import EnvWorkspace
 from flows.common import (
     DISCARD_RUN_FILES,
     discard_run_files_of,
-    environment_slot,
     flow_run_id,
     open_workspace,
     request_approval,
 )
 from flows.rollback import rollback_environment
+from tasks.slots import environment_slot
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
 from tasks.records import last_good_commit, record_last_good

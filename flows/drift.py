@@ -26,7 +26,8 @@ from gitops.drift import DriftReport, NoticeKind, errored, notification, render_
 from gitops.errors import GitopsError
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import DISCARD_RUN_FILES, run_dir, run_url, slot_name
+from flows.common import DISCARD_RUN_FILES, run_dir, run_url
+from tasks.slots import slot_name
 from tasks.drift import (
     close_issue,
     emit_drift_event,

@@ -18,11 +18,11 @@ from gitops.models import PlanStatus
 from gitops.settings import load_settings
 from flows.common import (
     DISCARD_RUN_FILES,
-    environment_slot,
     flow_run_id,
     open_workspace,
     request_approval,
 )
+from tasks.slots import environment_slot
 from tasks.argocd import rollback_application
 from tasks.dns import DnsChange, point_dns, record_value, restore_dns
 from tasks.records import previous_good_commit, record_last_good

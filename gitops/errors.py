@@ -12,7 +12,8 @@ are *values*, not exceptions. These classes are for operations that failed.
     │   ├── TerraformPlanFailed
     │   ├── TerraformApplyFailed
     │   ├── TerraformTimeout         the command ran past its timeout and was stopped
-    │   └── StateLocked              the state lock is held by someone else (carries the LockInfo)
+    │   ├── StateLocked              the state lock is held by someone else (carries the LockInfo)
+    │   └── LockMismatch             an unlock named another ID than the held lock's (nothing freed)
     ├── PlanError
     │   ├── PlanParseError           `show -json` output we cannot read
     │   └── StalePlan                state or commit moved since the plan was made/approved
@@ -30,6 +31,7 @@ are *values*, not exceptions. These classes are for operations that failed.
     ├── WebhookError                 a delivery we refuse (carries the HTTP status to answer)
     ├── SandboxError                 the local sandbox could not start/stop
     │   └── SandboxObjectNotFound    a sandbox cloud object that does not exist (carries kind, id)
+    ├── DeployRunning                an unlock asked while a deploy of the environment runs
     └── RollbackFailed               the rollback itself failed (says what is left in which state)
 
 Messages never contain secret values: callers pass already-redacted text.
@@ -102,11 +104,24 @@ class StateLocked(TerraformError):
         super().__init__(
             f"state is locked by {lock.who or 'unknown'} (lock ID {lock.id or 'unknown'}, "
             f"operation {lock.operation or 'unknown'}, since {lock.created or 'unknown'}). "
-            "If that run is dead, check it, then release the lock with "
-            f"`terraform force-unlock {lock.id or '<ID>'}` yourself; gitops-flows never does.",
+            "If that run is dead, check it, then release the lock with `gitops-flows unlock "
+            f"ENV {lock.id or '<ID>'} --as NAME --reason WHY` (or the unlock deployment, or "
+            f"`terraform force-unlock {lock.id or '<ID>'}`); gitops-flows never does on its own.",
             command=command, stderr="",
         )
         self.stderr = stderr
+
+
+class LockMismatch(TerraformError):
+    """An unlock named a lock ID that is not the held lock's: nothing was released."""
+
+    def __init__(self, requested: str, held: LockInfo | None, *, command: str = "") -> None:
+        self.requested, self.held = requested, held
+        holder = (f"the state is locked by {held.who or 'unknown'} (lock ID {held.id}, operation "
+                  f"{held.operation or 'unknown'}, since {held.created or 'unknown'})"
+                  if held else "another lock is held")
+        super().__init__(f"lock ID {requested} is not the held lock: {holder}. Nothing was "
+                         "released; check that run before you unlock its ID.", command=command)
 
 
 class PlanError(GitopsError):
@@ -197,6 +212,10 @@ class SandboxObjectNotFound(SandboxError):
         self.kind = kind
         self.obj_id = obj_id
         super().__init__(f"sandbox {kind} {obj_id!r} does not exist")
+
+
+class DeployRunning(GitopsError):
+    """A deploy of the environment holds its slot, so its state lock is in use, not stuck."""
 
 
 class RollbackFailed(GitopsError):

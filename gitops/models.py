@@ -27,6 +27,13 @@ class PlanStatus(str, Enum):
     LOCKED = "locked"
 
 
+class UnlockOutcome(str, Enum):
+    """What a force-unlock did, as a value."""
+
+    RELEASED = "released"
+    NOT_LOCKED = "not-locked"
+
+
 @dataclass(frozen=True)
 class StateIdentity:
     """Which state snapshot a plan was made against (lineage + serial)."""

@@ -43,6 +43,7 @@ from typing import Any
 from python_terraform import IsFlagged, Terraform
 
 from gitops.errors import (
+    LockMismatch,
     StalePlan,
     StateLocked,
     TerraformApplyFailed,
@@ -52,7 +53,14 @@ from gitops.errors import (
     TerraformTimeout,
     TerraformValidateFailed,
 )
-from gitops.models import ApplyResult, LockInfo, PlanStatus, RunnerPlan, StateIdentity
+from gitops.models import (
+    ApplyResult,
+    LockInfo,
+    PlanStatus,
+    RunnerPlan,
+    StateIdentity,
+    UnlockOutcome,
+)
 from gitops.redact import MASK, is_secret_name
 
 __all__ = [
@@ -71,6 +79,10 @@ SENSITIVE_MASK = "(sensitive)"
 _LOCK_ERROR = "Error acquiring the state lock"
 _STALE_PLAN = ("Saved plan is stale", "Saved plan does not match the given state")
 _LOCK_FIELD = re.compile(r"^\s*(ID|Path|Operation|Who|Version|Created|Info):[ \t]*(.*?)\s*$")
+_LOCK_MISMATCH = "does not match existing lock"
+# The S3 backend's answer when no lock item exists (it unmarshals an empty lock info).
+_NOT_LOCKED = "failed to retrieve lock info: unexpected end of JSON input"
+_LOCK_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,127}$")
 _FORCED_ENV = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_INPUT": "0"}
 
 
@@ -222,8 +234,9 @@ def _text(data: bytes | str | None) -> str:
 # --- pure helpers --------------------------------------------------------------------------------
 
 def parse_lock_info(stderr: str) -> LockInfo | None:
-    """The lock holder from terraform's "Error acquiring the state lock" text, or None if absent."""
-    if _LOCK_ERROR not in stderr or "Lock Info:" not in stderr:
+    """The lock holder from terraform's "Error acquiring the state lock" (or a refused unlock's)
+    text, or None if absent."""
+    if "Lock Info:" not in stderr or (_LOCK_ERROR not in stderr and _LOCK_MISMATCH not in stderr):
         return None
     block = stderr.split("Lock Info:", 1)[1].splitlines()
     values: dict[str, str] = {}
@@ -410,6 +423,25 @@ class TerraformRunner:
             raise self._apply_error(done)
         return ApplyResult(state=self.current_state(),
                            outputs={k: o.masked() for k, o in self.outputs().items()})
+
+    def force_unlock(self, lock_id: str) -> UnlockOutcome:
+        """``terraform force-unlock -force LOCK_ID``: release the state lock with exactly that ID.
+
+        Terraform itself refuses an ID that is not the held lock's (LockMismatch, naming the
+        holder), so a lock taken since the caller looked is never released by mistake. No lock
+        held is a value (NOT_LOCKED); other failures raise TerraformError.
+        """
+        if not _LOCK_ID.fullmatch(lock_id):
+            raise TerraformError(f"not a state lock ID: {lock_id!r}")
+        done = self._cli.cmd("force-unlock", lock_id, force=IsFlagged, no_color=IsFlagged)
+        if done.returncode == 0:
+            return UnlockOutcome.RELEASED
+        if _LOCK_MISMATCH in done.stderr:
+            raise LockMismatch(lock_id, parse_lock_info(done.stderr), command=done.command)
+        if _NOT_LOCKED in done.stderr:
+            return UnlockOutcome.NOT_LOCKED
+        raise TerraformError(f"terraform force-unlock {lock_id} failed", command=done.command,
+                             returncode=done.returncode, stderr=done.stderr)
 
     def outputs(self) -> dict[str, Output]:
         """The stack's outputs from the state (sensitive values included: handle with care)."""

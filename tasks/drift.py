@@ -34,30 +34,12 @@ from gitops.settings import GitopsSettings
 from gitops.workspace import EnvWorkspace
 from tasks.credentials import load_secret
 from tasks.retry import BACKOFF, transient_only
+from tasks.slots import slot_in_use
 from tasks.terraform import stage_plan
 
 REMEDIATION_DEPLOYMENT = "deploy/deploy"
 DETECTED_EVENT = "gitops.drift.detected"
 RESOLVED_EVENT = "gitops.drift.resolved"
-
-
-# -- the deploy slot ------------------------------------------------------------------------------
-
-
-def slot_in_use(slot: str) -> bool:
-    """Whether the global concurrency limit ``slot`` has an active slot (a deploy is running).
-
-    Only reads the limit; never acquires it. A limit that does not exist is not in use.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            limit = client.read_global_concurrency_limit_by_name(slot)
-        except ObjectNotFound:
-            return False
-    return limit.active_slots > 0
 
 
 # -- read-only plans ------------------------------------------------------------------------------

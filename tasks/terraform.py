@@ -2,7 +2,8 @@
 
 Retry policy: validate and plan only read, but their failures are not transient (a held lock waits
 `-lock-timeout` inside terraform and is then reported as a value), so none of them retries.
-`apply` never retries: a failed apply goes to the rollback subflow instead.
+`apply` never retries: a failed apply goes to the rollback subflow instead. `unlock` never
+retries either: it is a person's decision, made once, about one lock ID.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from gitops.errors import PolicyViolation, StalePlan, TerraformValidateFailed
-from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus
+from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
 from gitops.plan import Plan, parse_plan
 from gitops.policy import PolicyReport, check_tags
 from gitops.render import render_plan_summary
@@ -161,6 +162,30 @@ def apply_staged_plan(ws: EnvWorkspace, staged: StagedPlan) -> ApplyResult:
     logger.info("%s: applied %s; state serial %s", ws.name, staged.fingerprint.short,
                 result.state.serial)
     return result
+
+
+@task(name="unlock", retries=0, cache_policy=NO_CACHE)
+def release_state_lock(ws: EnvWorkspace, lock_id: str, by: str, reason: str) -> UnlockOutcome:
+    """`terraform force-unlock` of exactly ``lock_id``, on a person's say-so, recorded as an event.
+
+    Terraform refuses any other ID than the held lock's (LockMismatch names the holder).
+    """
+    from prefect.events import emit_event
+
+    logger = get_run_logger()
+    outcome = init_runner(ws).force_unlock(lock_id)
+    if outcome is UnlockOutcome.NOT_LOCKED:
+        logger.info("%s: the state is not locked; nothing to release", ws.name)
+        return outcome
+    logger.warning("%s: state lock %s released by %s: %s", ws.name, lock_id, by, reason)
+    emit_event(event=UNLOCK_EVENT,
+               resource={"prefect.resource.id": f"gitops.environment.{ws.name}",
+                         "prefect.resource.name": ws.name},
+               payload={"lock_id": lock_id, "by": by, "reason": reason})
+    return outcome
+
+
+UNLOCK_EVENT = "gitops.lock.released"
 
 
 @task(name="outputs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

@@ -308,6 +308,12 @@ def test_two_deploys_of_one_environment_run_one_after_the_other(sandbox, infra, 
         second = Background("e2e-conc", sha)
         wait_until(lambda: any_run_logged("deploy-e2e-conc", "waiting: another deploy of e2e-conc"),
                    "the second deploy to wait for the slot")
+        # A deploy is running: its state lock is in use, not stuck, so unlock is refused.
+        from flows.unlock import unlock
+
+        refused = unlock("e2e-conc", "00000000-0000-4000-8000-000000000000", by="ops",
+                         reason="impatient", return_state=True)
+        assert refused.is_failed() and "a deploy of e2e-conc is running" in refused.message
         argocd.put("/_emulator/sync-seconds", json={"seconds": 0.5})
         argocd.post("/_emulator/applications/expense-e2e-conc/finish-operation")
         a, b = first.join(), second.join()

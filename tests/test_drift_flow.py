@@ -130,7 +130,7 @@ def test_drift_is_reported_once_updated_when_it_changes_and_closed_when_gone(
 def test_environment_being_deployed_is_skipped(sandbox: Any, infra: InfraRepo) -> None:
     from prefect.concurrency.sync import concurrency
 
-    from flows.common import ensure_slot, slot_name
+    from tasks.slots import ensure_slot, slot_name
 
     env = "drift-b"
     infra.add_environment(env)

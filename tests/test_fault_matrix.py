@@ -20,6 +20,7 @@ from gitops.sandbox.aws import sandbox_client
 from gitops.sandbox.cloud import SandboxCloud
 from infra_repo import InfraRepo
 from test_deploy_flow import deploy_state, dns_value, wait_for_log
+from test_drift_flow import wait_events
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +124,7 @@ def _terraform_pids(marker: str) -> list[int]:
     return pids
 
 
-def test_process_killed_during_apply_leaves_the_lock_reported_never_broken(sandbox, infra):
+def test_process_killed_during_apply_leaves_the_lock_reported_never_broken(sandbox, infra, capsys):
     from helpers_terraform import start_apply_outside_pipeline
 
     env = "fm-kill"
@@ -164,6 +165,28 @@ def test_process_killed_during_apply_leaves_the_lock_reported_never_broken(sandb
     assert lock_id in state.message
     # Never broken on its own, and no state version lost.
     assert any(state_key(env) in i["LockID"]["S"] for i in lock_items(sandbox))
+    assert_state_intact(sandbox, env, before)
+
+    # An operator releases it, as the message says: a wrong ID is refused and frees nothing...
+    from deployments.cli import main as cli
+
+    other_id = "00000000-0000-4000-8000-000000000000"
+    capsys.readouterr()
+    assert cli(["unlock", env, other_id, "--as", "ops", "--reason", "typo"]) == 1
+    said = capsys.readouterr().out
+    assert f"lock ID {other_id} is not the held lock" in said and lock_id in said
+    assert any(state_key(env) in i["LockID"]["S"] for i in lock_items(sandbox))
+    # ...the held lock's own ID releases it, recorded with who and why...
+    assert cli(["unlock", env, lock_id, "--as", "ops", "--reason", "worker died"]) == 0
+    assert f"state lock {lock_id} released by ops" in capsys.readouterr().out
+    assert not any(state_key(env) in i["LockID"]["S"] for i in lock_items(sandbox))
+    assert wait_events(env, "gitops.lock.released", 1) == 1
+    assert cli(["unlock", env, lock_id, "--as", "ops", "--reason", "again"]) == 0
+    assert "not locked; nothing was released" in capsys.readouterr().out
+    assert wait_events(env, "gitops.lock.released", 2, timeout=2) == 1
+    assert_state_intact(sandbox, env, before)
+    # ...and the next deploy goes through.
+    assert deploy_state(env, newer).is_completed()
     assert_state_intact(sandbox, env, before)
 
 

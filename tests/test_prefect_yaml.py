@@ -29,6 +29,7 @@ EXPECTED = {
     "deploy-main/deploy-main": "flows/deploy_main.py:deploy_main",
     "deploy/deploy": "flows/deploy.py:deploy",
     "rollback/rollback": "flows/rollback.py:rollback",
+    "unlock/unlock": "flows/unlock.py:unlock",
     "drift/drift": "flows/drift.py:drift",
 }
 

@@ -19,13 +19,15 @@ import pytest
 from gitops.errors import (
     StalePlan,
     StateLocked,
+    LockMismatch,
     TerraformApplyFailed,
+    TerraformError,
     TerraformInitFailed,
     TerraformPlanFailed,
     TerraformTimeout,
     TerraformValidateFailed,
 )
-from gitops.models import LockInfo, PlanStatus, StateIdentity
+from gitops.models import LockInfo, PlanStatus, StateIdentity, UnlockOutcome
 from gitops.sandbox.aws import MotoServer, StateBackend, sandbox_client
 from gitops.terraform import (
     SENSITIVE_MASK,
@@ -67,6 +69,20 @@ def test_parse_lock_info_from_a_real_apply_lock_error() -> None:
     assert lock is not None
     assert (lock.id, lock.operation, lock.who) == (
         "86511fdd-5de0-21f5-9c24-dd46b0335b0f", "OperationTypeApply", "root@vm")
+
+
+def test_parse_lock_info_from_a_refused_unlock() -> None:
+    held = parse_lock_info((STDERR / "force_unlock_mismatch_1.0.3.txt").read_text())
+    assert held is not None
+    assert (held.id, held.who) == ("5f1a9c3e-0000-4000-8000-000000000001", "alice@ci-runner")
+    assert parse_lock_info((STDERR / "force_unlock_not_locked_1.0.3.txt").read_text()) is None
+
+
+@pytest.mark.parametrize("lock_id", ["", "-force", "a b", "../x", "x" * 200])
+def test_force_unlock_refuses_what_is_not_a_lock_id(tmp_path: Path, lock_id: str) -> None:
+    runner = TerraformRunner(tmp_path, settings=_settings(), data_dir=tmp_path / "data")
+    with pytest.raises(TerraformError, match="not a state lock ID"):
+        runner.force_unlock(lock_id)
 
 
 @pytest.mark.parametrize("name", ["plan_lock_table_missing_1.0.3.txt", "apply_stale_plan_1.0.3.txt"])
@@ -287,6 +303,16 @@ def test_held_lock_is_reported_and_never_broken(make_runner: RunnerFactory, tmp_
     assert "force-unlock" in str(caught.value) and "-lock-timeout=1s" in caught.value.command
     assert _lock_item(moto_server, state_backend) == item  # never broken
     assert runner.current_state() == StateIdentity()
+
+    # Released only on request, and only with the held lock's own ID.
+    with pytest.raises(LockMismatch) as refused:
+        runner.force_unlock("5f1a9c3e-0000-4000-8000-00000000beef")
+    assert refused.value.held is not None and refused.value.held.id == info["ID"]
+    assert _lock_item(moto_server, state_backend) == item
+    assert runner.force_unlock(info["ID"]) is UnlockOutcome.RELEASED
+    assert _lock_item(moto_server, state_backend) is None
+    assert runner.force_unlock(info["ID"]) is UnlockOutcome.NOT_LOCKED
+    assert runner.plan(tmp_path / "after-unlock.tfplan").status is PlanStatus.CHANGES
 
 
 @pytest.mark.slow  # real terraform on the moto S3 backend

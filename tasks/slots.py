@@ -1,0 +1,84 @@
+"""The per-environment deploy slot: a Prefect global concurrency limit `gitops-deploy-<env>`.
+
+Deploys, rollbacks and unlocks of one environment hold it one at a time; drift only reads it.
+It sits on top of the Terraform state lock, which still guards against anything outside Prefect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
+from prefect.logging import get_run_logger
+
+from gitops.errors import DeployRunning
+
+# How long a caller that must not wait may still take to acquire a slot that reads as free (the
+# API can be slow under load; a deploy that starts meanwhile makes this a refusal, not a wait).
+NO_WAIT_ACQUIRE_SECONDS = 60.0
+
+
+def slot_name(environment: str) -> str:
+    return f"gitops-deploy-{environment}"
+
+
+def ensure_slot(environment: str) -> None:
+    """Create the environment's global concurrency limit (1 slot) if it does not exist."""
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(slot_name(environment))
+        except Exception:  # ObjectNotFound; a concurrent creator is fine too
+            try:
+                client.upsert_global_concurrency_limit_by_name(slot_name(environment), 1)
+            except Exception:
+                client.read_global_concurrency_limit_by_name(slot_name(environment))
+
+
+def slot_in_use(slot: str) -> bool:
+    """Whether the global concurrency limit ``slot`` has an active slot (a deploy is running).
+
+    Only reads the limit; never acquires it. A limit that does not exist is not in use.
+    """
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(slot)
+        except ObjectNotFound:
+            return False
+    return limit.active_slots > 0
+
+
+@contextmanager
+def environment_slot(environment: str, *, wait: bool = True) -> Iterator[None]:
+    """Hold the environment's single deploy slot.
+
+    Whether someone else holds it is read first, so a run that has to wait says so in its log
+    and one that must not wait (``wait=False``) raises DeployRunning without queueing.
+    """
+    logger = get_run_logger()
+    name = slot_name(environment)
+    ensure_slot(environment)
+    busy = slot_in_use(name)
+    if busy and not wait:
+        raise _running(environment)
+    if busy:
+        logger.info("waiting: another deploy of %s holds its slot (%s)", environment, name)
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(concurrency(
+                name, occupy=1, strict=True,
+                timeout_seconds=None if wait else NO_WAIT_ACQUIRE_SECONDS))
+        except TimeoutError:
+            raise _running(environment) from None
+        if busy:
+            logger.info("got the deploy slot of %s", environment)
+        yield
+
+
+def _running(environment: str) -> DeployRunning:
+    return DeployRunning(
+        f"a deploy of {environment} is running (it holds {slot_name(environment)}), so its state "
+        "lock is in use, not stuck. A crashed run's slot frees itself when its lease expires "
+        "(5 minutes); try again then.")
