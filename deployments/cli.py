@@ -74,7 +74,7 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 
 def _final(state) -> int:
-    print(f"{state.name}: {state.message or ''}")
+    print(f"{state.name}: {state.message}" if state.message else state.name)
     return 0 if state.is_completed() else 1
 
 
@@ -177,13 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     ul = sub.add_parser("unlock", help="release a stuck state lock by its ID (never automatic)")
     ul.add_argument("environment")
     ul.add_argument("lock_id", help="the ID the failed run reported")
-    ul.add_argument("--as", dest="as_", required=True, help="who releases it (recorded)")
+    ul.add_argument("--as", dest="as_", metavar="NAME", required=True,
+                    help="who releases it (recorded)")
     ul.add_argument("--reason", required=True, help="why it is safe (recorded)")
     ul.set_defaults(func=cmd_unlock)
 
     ap = sub.add_parser("approve", help="answer a paused deploy's approval form")
     ap.add_argument("run_id")
-    ap.add_argument("--as", dest="as_", required=True, help="approver name")
+    ap.add_argument("--as", dest="as_", metavar="NAME", required=True, help="approver name")
     ap.add_argument("--reject", action="store_true")
     ap.add_argument("--reason", default="")
     ap.set_defaults(func=cmd_approve)
