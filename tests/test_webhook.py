@@ -412,7 +412,7 @@ def deliveries(draw: st.DrawFn) -> tuple[bytes, dict[str, str], bool]:
         body = draw(st.binary(max_size=64))
     event = draw(st.sampled_from([event, event, "pull_request", "push", "ping", "issue_comment",
                                   "", "PUSH", "release", "x" * 80]))
-    sent = headers(body, event)
+    sent = headers(body, event, delivery=str(draw(st.uuids())))
     signing = draw(st.sampled_from(["valid", "valid", "valid", "missing", "wrong", "garbage",
                                     "upper", "prefix"]))
     if signing == "missing":
