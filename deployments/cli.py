@@ -130,9 +130,24 @@ def cmd_drift(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     from prefect.flow_runs import resume_flow_run
 
-    resume_flow_run(args.run_id, run_input={"approve": not args.reject, "approver": args.as_,
-                                            "reason": args.reason or ""})
-    print(f"{'rejected' if args.reject else 'approved'} flow run {args.run_id} as {args.as_}")
+    from deployments.approvals import resolve_paused_run
+
+    run_id = resolve_paused_run(args.target)
+    resume_flow_run(run_id, run_input={"approve": not args.reject, "approver": args.as_,
+                                       "reason": args.reason or ""})
+    print(f"{'rejected' if args.reject else 'approved'} flow run {run_id} as {args.as_}")
+    return 0
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    from deployments.approvals import paused_approvals
+
+    waiting = paused_approvals()
+    if not waiting:
+        print("no run is waiting for approval")
+    for p in waiting:
+        expires = f"expires {p.expires:%Y-%m-%d %H:%M} UTC" if p.expires else "no expiry"
+        print(f"{p.environment or '-':<12} {p.run_name:<24} {p.sha[:12]:<12} {expires}  {p.run_id}")
     return 0
 
 
@@ -183,11 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     ul.set_defaults(func=cmd_unlock)
 
     ap = sub.add_parser("approve", help="answer a paused deploy's approval form")
-    ap.add_argument("run_id")
+    ap.add_argument("target", metavar="ENV_OR_RUN_ID",
+                    help="the environment (its one paused run) or a flow run ID")
     ap.add_argument("--as", dest="as_", metavar="NAME", required=True, help="approver name")
     ap.add_argument("--reject", action="store_true")
     ap.add_argument("--reason", default="")
     ap.set_defaults(func=cmd_approve)
+
+    aw = sub.add_parser("approvals", help="list the runs waiting for approval")
+    aw.set_defaults(func=cmd_approvals)
 
     from deployments.webhook_server import add_webhook_commands
 

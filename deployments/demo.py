@@ -43,7 +43,8 @@ def run_demo() -> int:
     print("\nTry prod, which waits for approval:")
     print("  .venv/bin/gitops-flows deploy prod")
     print("  -> the run pauses; open it in the Prefect UI and fill in the form, or from another shell:")
-    print("     .venv/bin/gitops-flows approve <flow-run-id> --as <your-name> [--reject]")
+    print("     .venv/bin/gitops-flows approvals                      # what waits, for how long")
+    print("     .venv/bin/gitops-flows approve prod --as <your-name> [--reject] [--reason ...]")
     print("Roll back by hand:  .venv/bin/gitops-flows rollback staging")
     print("Stop the sandbox:   make sandbox-down")
     return 0

@@ -149,8 +149,8 @@ def test_staging_like_deploy_applies_points_dns_and_syncs_argocd(sandbox, infra,
     assert again.result().outcome == "no-changes"
 
 
-def test_prod_like_deploy_pauses_and_applies_only_after_approval(sandbox, infra, argocd):
-    from prefect.flow_runs import resume_flow_run
+def test_prod_like_deploy_pauses_and_applies_only_after_approval(sandbox, infra, argocd, capsys):
+    from deployments.cli import main as cli
 
     infra.add_environment("e2e-prd", approval=True)
     sha = infra.push("Add the e2e-prd environment", author="Alice Author", email="alice@example.com")
@@ -158,8 +158,16 @@ def test_prod_like_deploy_pauses_and_applies_only_after_approval(sandbox, infra,
     run = Background("e2e-prd", sha)
     paused = find_paused_run("e2e-prd")
     assert state_versions(sandbox, "e2e-prd") == 0  # nothing applied while waiting
-    resume_flow_run(paused.id, run_input={"approve": True, "approver": "bob",
-                                          "reason": "reviewed the plan"})
+    # The operator's view: what waits, then an answer by environment name (resume_flow_run).
+    capsys.readouterr()
+    assert cli(["approvals"]) == 0
+    listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("e2e-prd ")]
+    assert len(listed) == 1 and str(paused.id) in listed[0] and sha[:12] in listed[0]
+    assert "expires" in listed[0]
+    assert cli(["approve", "e2e-nope", "--as", "bob"]) == 2  # nothing waits there: refused
+    assert "no run of 'e2e-nope' is waiting" in capsys.readouterr().err
+    assert cli(["approve", "e2e-prd", "--as", "bob", "--reason", "reviewed the plan"]) == 0
+    assert f"approved flow run {paused.id} as bob" in capsys.readouterr().out
     state = run.join()
 
     assert state.is_completed(), state.message
