@@ -147,7 +147,8 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         print("no run is waiting for approval")
     for p in waiting:
         expires = f"expires {p.expires:%Y-%m-%d %H:%M} UTC" if p.expires else "no expiry"
-        print(f"{p.environment or '-':<12} {p.run_name:<24} {p.sha[:12]:<12} {expires}  {p.run_id}")
+        commit = p.sha[:12] or "branch head"
+        print(f"{p.environment or '-':<12} {p.run_name:<24} {commit:<12} {expires}  {p.run_id}")
     return 0
 
 
