@@ -10,6 +10,8 @@ from datetime import datetime
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
+from prefect.input.actions import read_flow_run_input
+from prefect.input.run_input import keyset_from_paused_state
 
 from gitops.errors import ConfigError
 
@@ -24,6 +26,7 @@ class PausedApproval:
     sha: str
     paused_since: datetime | None
     expires: datetime | None
+    description: str  # the approval form's text: the plan summary and its fingerprint
 
 
 def paused_approvals(environment: str | None = None) -> list[PausedApproval]:
@@ -41,8 +44,19 @@ def paused_approvals(environment: str | None = None) -> list[PausedApproval]:
             run_id=str(run.id), run_name=run.name, environment=env,
             sha=str(run.parameters.get("sha") or run.parameters.get("to_sha") or ""),
             paused_since=state.timestamp if state else None,
-            expires=state.state_details.pause_timeout if state else None))
+            expires=state.state_details.pause_timeout if state else None,
+            description=_form_description(run.id, state)))
     return sorted(found, key=lambda p: (p.paused_since is None, p.paused_since or 0))
+
+
+def _form_description(run_id: uuid.UUID, state: object) -> str:
+    """What the Prefect UI shows above the form (empty for a pause without one)."""
+    try:
+        key = keyset_from_paused_state(state)["description"]  # type: ignore[arg-type]
+    except (RuntimeError, AttributeError):
+        return ""
+    text = read_flow_run_input(key, flow_run_id=run_id)
+    return text if isinstance(text, str) else ""
 
 
 def resolve_paused_run(target: str) -> str:

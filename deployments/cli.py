@@ -149,6 +149,10 @@ def cmd_approvals(args: argparse.Namespace) -> int:
         expires = f"expires {p.expires:%Y-%m-%d %H:%M} UTC" if p.expires else "no expiry"
         commit = p.sha[:12] or "branch head"
         print(f"{p.environment or '-':<12} {p.run_name:<24} {commit:<12} {expires}  {p.run_id}")
+        if args.plans:
+            for line in p.description.splitlines():
+                print(f"    {line}")
+            print()
     return 0
 
 
@@ -207,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.set_defaults(func=cmd_approve)
 
     aw = sub.add_parser("approvals", help="list the runs waiting for approval")
+    aw.add_argument("--plans", action="store_true",
+                    help="also print each run's plan summary, as the approval form shows it")
     aw.set_defaults(func=cmd_approvals)
 
     from deployments.webhook_server import add_webhook_commands

@@ -43,7 +43,7 @@ def run_demo() -> int:
     print("\nTry prod, which waits for approval:")
     print("  .venv/bin/gitops-flows deploy prod")
     print("  -> the run pauses; open it in the Prefect UI and fill in the form, or from another shell:")
-    print("     .venv/bin/gitops-flows approvals                      # what waits, for how long")
+    print("     .venv/bin/gitops-flows approvals --plans              # what waits, and its plan")
     print("     .venv/bin/gitops-flows approve prod --as <your-name> [--reject] [--reason ...]")
     print("Roll back by hand:  .venv/bin/gitops-flows rollback staging")
     print("Stop the sandbox:   make sandbox-down")

@@ -117,9 +117,11 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit) -> Ap
     form = ApprovalInput.with_initial_data(description=approval_description(ws, staged, commit),
                                            approve=False)
     logger.info("%s: waiting up to %ss for approval of plan %s. Answer the form in the Prefect "
-                "UI%s, or run: gitops-flows approve %s --as <name> [--reject]", ws.name,
-                rule.timeout_seconds, staged.fingerprint.short,
-                f" ({run_url(ws.settings)})" if run_url(ws.settings) else "", flow_run_id())
+                "UI%s, or run: gitops-flows approvals (shows the plan), then gitops-flows approve "
+                "%s --as <name> [--reject] (or the run ID %s)", ws.name, rule.timeout_seconds,
+                staged.fingerprint.short,
+                f" ({run_url(ws.settings)})" if run_url(ws.settings) else "", ws.name,
+                flow_run_id())
     try:
         answer = pause_flow_run(wait_for_input=form, timeout=rule.timeout_seconds,
                                 poll_interval=ws.settings.approval_poll_seconds,

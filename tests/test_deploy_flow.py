@@ -164,6 +164,9 @@ def test_prod_like_deploy_pauses_and_applies_only_after_approval(sandbox, infra,
     listed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("e2e-prd ")]
     assert len(listed) == 1 and str(paused.id) in listed[0] and sha[:12] in listed[0]
     assert "expires" in listed[0]
+    assert cli(["approvals", "--plans"]) == 0
+    shown = capsys.readouterr().out
+    assert "Approve the e2e-prd deploy?" in shown and "fingerprint" in shown  # the form text
     assert cli(["approve", "e2e-nope", "--as", "bob"]) == 2  # nothing waits there: refused
     assert "no run of 'e2e-nope' is waiting" in capsys.readouterr().err
     assert cli(["approve", "e2e-prd", "--as", "bob", "--reason", "reviewed the plan"]) == 0
