@@ -142,3 +142,55 @@ def test_environment_being_deployed_is_skipped(sandbox: Any, infra: InfraRepo) -
 
     assert report.status is EnvDriftStatus.SKIPPED
     assert "deploy" in report.reason and report.notice is NoticeKind.NONE
+
+
+def test_remediation_starts_one_deploy_of_the_last_good_commit(sandbox: Any, infra: InfraRepo,
+                                                               github: httpx.Client) -> None:
+    """`remediate = true`: new drift starts the deploy deployment for the last good commit, once
+    per drift (the same drift an hour later starts nothing more)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.deploy import deploy
+    from tasks.drift import REMEDIATION_DEPLOYMENT
+
+    env = "drift-rem"
+    infra.add_environment(env)
+    toml = infra.path / f"terraform/environments/{env}/environment.toml"
+    toml.write_text("remediate = true\n" + toml.read_text())
+    good = infra.push(f"Add {env}, which drift remediates")
+    assert deploy(env, sha=good, return_state=True).is_completed()
+    infra.set_var(env, "replicas", "3")
+    infra.push(f"Scale {env}: on main, not deployed (remediation must not pick it)")
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment_id, created = client.read_deployment_by_name(REMEDIATION_DEPLOYMENT).id, False
+        except ObjectNotFound:  # registered without a work pool: its runs wait, none executes
+            deployment_id, created = deploy.to_deployment(name="deploy").apply(), True
+
+    def remediation_runs() -> list[Any]:
+        with get_client(sync_client=True) as client:
+            runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[deployment_id])), flow_run_filter=FlowRunFilter())
+        return [r for r in runs if r.parameters.get("environment") == env]
+
+    try:
+        cloud = SandboxCloud(sandbox.cloud_dir)
+        web = next(s for s in cloud.list("service") if s["name"] == f"expense-{env}-web")
+        cloud.tamper("service", web["id"], {"replicas": 6})
+
+        assert run_drift(env).notice is NoticeKind.NEW
+        runs = remediation_runs()
+        assert len(runs) == 1
+        assert runs[0].parameters == {"environment": env, "sha": good}
+
+        assert run_drift(env).notice is NoticeKind.UNCHANGED
+        assert [r.id for r in remediation_runs()] == [runs[0].id]
+    finally:
+        with get_client(sync_client=True) as client:
+            for run in remediation_runs():  # never left for a worker of a later test
+                client.delete_flow_run(run.id)
+            if created:
+                client.delete_deployment(deployment_id)
