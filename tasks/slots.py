@@ -14,6 +14,7 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from prefect.logging import get_run_logger
 
+from gitops.config import check_environment_name
 from gitops.errors import DeployRunning
 
 # How long a caller that must not wait may still take to acquire a slot that reads as free (the
@@ -22,7 +23,9 @@ NO_WAIT_ACQUIRE_SECONDS = 60.0
 
 
 def slot_name(environment: str) -> str:
-    return f"gitops-deploy-{environment}"
+    """The slot's name; a name that is not a plain environment name is refused (ConfigError)
+    before it reaches the API or any path."""
+    return f"gitops-deploy-{check_environment_name(environment)}"
 
 
 def ensure_slot(environment: str) -> None:
