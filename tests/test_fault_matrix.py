@@ -88,6 +88,37 @@ def test_apply_error_half_way_rolls_back_to_the_last_good_commit(sandbox, infra)
     assert deploy_state(env, good).result().outcome == "no-changes"
 
 
+def test_a_rollback_that_fails_says_what_is_left_where(sandbox, infra):
+    env = "fm-rbfail"
+    infra.add_environment(env)
+    good = infra.push(f"Add {env}")
+    assert deploy_state(env, good).is_completed()
+    before = state_history(sandbox, env)
+
+    # The cloud keeps refusing the web service: the apply fails half-way, and so does the
+    # rollback's re-apply of the good commit.
+    infra.set_var(env, "network_cidr", '"10.78.0.0/16"')
+    bad = infra.push("Move to a new network range")
+    cloud = SandboxCloud(sandbox.cloud_dir)
+    cloud.inject_fault(f"expense-{env}-web", message="InsufficientCapacity: none", once=False)
+    try:
+        state = deploy_state(env, bad)
+    finally:
+        cloud.clear_fault(f"expense-{env}-web")
+
+    assert state.is_failed()
+    message = state.message
+    assert "ROLLBACK FAILED" in message and f"rollback to {good[:12]} incomplete" in message
+    assert f"infrastructure: NOT rolled back to {good[:12]}" in message
+    assert "InsufficientCapacity" in message
+    assert "done: Argo CD:" in message  # what did get rolled back is said too
+    assert_state_intact(sandbox, env, before)
+    # Once the cloud recovers, the good commit deploys again.
+    again = deploy_state(env, good)
+    assert again.is_completed(), again.message
+    assert_state_intact(sandbox, env, before)
+
+
 def test_dns_failure_after_apply_rolls_back(sandbox, infra):
     env = "fm-dns"
     infra.add_environment(env)
