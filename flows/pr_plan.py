@@ -36,7 +36,7 @@ from gitops.pr_report import (
     verdict,
 )
 from gitops.redact import redact_text
-from gitops.render import EnvReport, render_plan_markdown
+from gitops.render import EnvReport, relative_to_checkout, render_plan_markdown
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from flows.common import DISCARD_RUN_FILES, flow_run_id, run_dir, superseding_run
@@ -167,12 +167,13 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
                 plans[name] = runner.submit(plan_stack.with_options(task_run_name=f"plan-{name}"),
                                             {"ws": workspaces[name]})
             else:
-                reports[name] = EnvReport(name, error=_failure("validate", future),
+                reports[name] = EnvReport(name, error=_failure("validate", future, base / "head"),
                                           run_url=url)
         for name, future in plans.items():
             future.wait()
             if not future.state.is_completed():
-                reports[name] = EnvReport(name, error=_failure("plan", future), run_url=url)
+                reports[name] = EnvReport(name, error=_failure("plan", future, base / "head"),
+                                          run_url=url)
                 continue
             staged: StagedPlan = future.result()
             reports[name] = env_report(settings, staged, pr_number, url)
@@ -237,13 +238,16 @@ def _ui_base(settings: GitopsSettings) -> str:
     return str(PREFECT_UI_URL.value() or "").rstrip("/")
 
 
-def _failure(stage: str, future: Any) -> str:
+def _failure(stage: str, future: Any, checkout: Path) -> str:
+    """What failed, for the comment: file paths relative to the repository, not the worker."""
     try:
         exc = future.result(raise_on_failure=False)
     except Exception as err:  # noqa: BLE001 - the result itself could not be read
         exc = err
     detail = (f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException)
               else future.state.message)
+    for root in {str(checkout), str(checkout.resolve())}:
+        detail = relative_to_checkout(detail, root)
     return _clip(f"{stage} failed: {detail}")
 
 

@@ -493,6 +493,13 @@ def _last_resort(reports: Sequence[EnvReport], marker: str, limit: int) -> str:
 # approval summary and full artifact
 
 
+def relative_to_checkout(text: str, checkout: str) -> str:
+    """``text`` (a terraform error, say) with the worker's checkout path cut off its file paths,
+    so a PR reader sees ``terraform/environments/prod/prod.tfvars``, not the run directory."""
+    root = checkout.rstrip("/") + "/"
+    return text.replace(root, "") if len(root) > 1 else text
+
+
 def render_plan_summary(plan: Plan, policy: PolicyReport | None,
                         fingerprint_short: str | None, *, limit: int = 3000) -> str:
     """A short text for the approval form: counts, destructive changes first, drift, tag policy

@@ -249,3 +249,54 @@ def test_an_environment_whose_config_does_not_load_fails_its_status(receiver, gi
     assert got["gitops/plan: pr-bad"][-1][1].startswith("not planned: configuration does not load")
     (comment,) = plan_comments(github, 103)
     assert "`pr-bad`" in comment.body and "❌ error" in comment.body
+
+
+def test_broken_tfvars_and_a_held_lock_are_reported_per_environment(receiver, github, infra,
+                                                                    sandbox):
+    """One environment's tfvars do not parse, another's state is locked, a third plans fine: each
+    gets its own row and status, and the run still ends with one comment."""
+    from deployments.sandbox import SANDBOX_BACKEND
+    from gitops.sandbox.aws import sandbox_client
+
+    for env in ("pr-tfv", "pr-lck", "pr-ok"):
+        infra.add_environment(env)
+    toml = infra.path / "terraform/environments/pr-lck/environment.toml"
+    toml.write_text(toml.read_text().replace("lock_timeout_seconds = 30",
+                                             "lock_timeout_seconds = 2"))
+    infra.push("Add pr-tfv, pr-lck and pr-ok")
+    run_git(["checkout", "--quiet", "-b", "feature/three"], cwd=infra.path)
+    tfvars = infra.path / "terraform/environments/pr-tfv/pr-tfv.tfvars"
+    tfvars.write_text(tfvars.read_text() + 'replicas = "3\n')  # unterminated string
+    infra.set_var("pr-lck", "replicas", "3")
+    infra.set_var("pr-ok", "replicas", "3")
+    sha = push_branch(infra, "feature/three", "Touch three environments, one badly")
+
+    moto = SandboxState.load(sandbox.state_file).services["moto"].url
+    lock_id = f"{SANDBOX_BACKEND.bucket}/expense/pr-lck/terraform.tfstate"
+    info = {"ID": "6a1b2c3d-0000-4000-8000-000000000042", "Operation": "OperationTypeApply",
+            "Info": "", "Who": "carol@laptop", "Version": "1.0.3",
+            "Created": "2026-11-26T10:00:00Z", "Path": lock_id}
+    dynamodb = sandbox_client("dynamodb", moto)
+    dynamodb.put_item(TableName=SANDBOX_BACKEND.lock_table,
+                      Item={"LockID": {"S": lock_id}, "Info": {"S": json.dumps(info)}})
+    try:
+        answer = receiver.deliver("pull_request", pull_request(
+            "opened", number=104, head_sha=sha, branch="feature/three"))
+    finally:
+        dynamodb.delete_item(TableName=SANDBOX_BACKEND.lock_table, Key={"LockID": {"S": lock_id}})
+    assert answer.status_code == 202, answer.text
+    state = receiver.launcher.states[-1]
+    assert state.is_completed(), state.message
+
+    got = statuses(github, sha)
+    assert [s for s, _ in got["gitops/plan: pr-ok"]] == ["pending", "success"]
+    assert [s for s, _ in got["gitops/plan: pr-tfv"]] == ["pending", "failure"]
+    assert [s for s, _ in got["gitops/plan: pr-lck"]] == ["pending", "failure"]
+    assert "locked" in got["gitops/plan: pr-lck"][-1][1]
+    (comment,) = plan_comments(github, 104)
+    body = comment.body
+    assert "carol@laptop" in body  # who holds the lock
+    # Which file does not parse, as a path in the repository (not the worker's run directory).
+    assert "on terraform/environments/pr-tfv/pr-tfv.tfvars line 6" in body
+    assert os.environ["GITOPS_WORKDIR"] not in body
+    assert "| `pr-ok` | 4 | 0 | 0 | 0 | ✅ passed |" in body  # planned normally

@@ -264,3 +264,14 @@ def test_approval_summary_never_shows_a_sensitive_value() -> None:
     text = render_plan_summary(plan, check_tags(plan), None)
     assert "password: (sensitive) → (sensitive)" in text
     assert "fixture-password" not in text
+
+
+def test_error_paths_are_shown_relative_to_the_checkout() -> None:
+    from gitops.render import relative_to_checkout
+
+    text = ("Error: Invalid multi-line string\n  on /srv/work/runs/42/head/terraform/environments/"
+            "dev/dev.tfvars line 6:\nalso /srv/work/runs/42/headless/x")
+    shown = relative_to_checkout(text, "/srv/work/runs/42/head/")
+    assert "on terraform/environments/dev/dev.tfvars line 6" in shown
+    assert "/srv/work/runs/42/headless/x" in shown  # only the checkout itself is cut
+    assert relative_to_checkout(text, "/") == text
