@@ -119,6 +119,21 @@ def test_a_rollback_that_fails_says_what_is_left_where(sandbox, infra):
     assert_state_intact(sandbox, env, before)
 
 
+def test_a_missing_secret_block_fails_clearly_before_terraform_runs(sandbox, infra):
+    from prefect.blocks.system import Secret
+
+    env = "fm-nosecret"
+    infra.add_environment(env)
+    sha = infra.push(f"Add {env}, whose Secret block nobody created")
+    Secret.delete(f"gitops-db-password-{env}")
+
+    state = deploy_state(env, sha)
+
+    assert state.is_failed()
+    assert f"Secret block 'gitops-db-password-{env}' not found" in state.message
+    assert state_history(sandbox, env) == []  # nothing planned against, nothing written
+
+
 def test_dns_failure_after_apply_rolls_back(sandbox, infra):
     env = "fm-dns"
     infra.add_environment(env)
