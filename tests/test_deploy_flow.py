@@ -270,6 +270,22 @@ def test_argocd_degraded_after_apply_rolls_back_dns_argocd_and_infrastructure(sa
     assert again.result().outcome == "no-changes"
 
 
+def test_first_deploy_failing_after_apply_says_there_is_nothing_to_roll_back_to(sandbox, infra,
+                                                                                argocd):
+    infra.add_environment("e2e-first")
+    sha = infra.push("Add e2e-first")
+    argocd.post("/_emulator/applications/expense-e2e-first/degrade-next-sync",
+                json={"message": "ImagePullBackOff"})
+
+    state = deploy_state("e2e-first", sha)
+
+    assert state.is_failed()
+    assert "Degraded" in state.message and "ImagePullBackOff" in state.message
+    assert "ROLLBACK FAILED" in state.message and "no last good commit" in state.message
+    assert "left as the failed deploy left it" in state.message
+    assert state_versions(sandbox, "e2e-first") >= 1  # applied, and kept: never destroyed
+
+
 def test_transient_argocd_503_is_retried_and_succeeds(sandbox, infra, argocd):
     infra.add_environment("e2e-503")
     sha = infra.push("Add e2e-503")
