@@ -65,17 +65,23 @@ def lock_items(sandbox: Any) -> list[dict]:
     return [i for i in items if "Info" in i]
 
 
-def test_apply_error_half_way_rolls_back_to_the_last_good_commit(sandbox, infra):
-    env = "fm-apply"
+def deployed_then_moved(sandbox: Any, infra: InfraRepo, env: str,
+                        cidr: str) -> tuple[str, str, list[dict]]:
+    """Deploy a new environment; push a new network range for it (which replaces the network and
+    the services). Returns the good commit, the new one, and the state history so far."""
     infra.add_environment(env)
     good = infra.push(f"Add {env}")
     assert deploy_state(env, good).is_completed()
     before = state_history(sandbox, env)
+    infra.set_var(env, "network_cidr", f'"{cidr}"')
+    return good, infra.push("Move to a new network range"), before
 
-    # A new network range replaces the network and the services; the cloud fails creating the web
-    # service, after the network was already replaced: terraform stops half-way.
-    infra.set_var(env, "network_cidr", '"10.77.0.0/16"')
-    bad = infra.push("Move to a new network range")
+
+def test_apply_error_half_way_rolls_back_to_the_last_good_commit(sandbox, infra):
+    env = "fm-apply"
+    good, bad, before = deployed_then_moved(sandbox, infra, env, "10.77.0.0/16")
+    # The cloud fails creating the web service, after the network was already replaced:
+    # terraform stops half-way.
     SandboxCloud(sandbox.cloud_dir).inject_fault(f"expense-{env}-web",
                                                  message="InsufficientCapacity: no capacity")
 
@@ -90,15 +96,9 @@ def test_apply_error_half_way_rolls_back_to_the_last_good_commit(sandbox, infra)
 
 def test_a_rollback_that_fails_says_what_is_left_where(sandbox, infra):
     env = "fm-rbfail"
-    infra.add_environment(env)
-    good = infra.push(f"Add {env}")
-    assert deploy_state(env, good).is_completed()
-    before = state_history(sandbox, env)
-
+    good, bad, before = deployed_then_moved(sandbox, infra, env, "10.78.0.0/16")
     # The cloud keeps refusing the web service: the apply fails half-way, and so does the
     # rollback's re-apply of the good commit.
-    infra.set_var(env, "network_cidr", '"10.78.0.0/16"')
-    bad = infra.push("Move to a new network range")
     cloud = SandboxCloud(sandbox.cloud_dir)
     cloud.inject_fault(f"expense-{env}-web", message="InsufficientCapacity: none", once=False)
     try:
