@@ -76,8 +76,10 @@ class GitRepository:
         if not SHA.fullmatch(sha):
             raise GitError(f"not a commit SHA: {sha!r}")
         with mirror_lock(self.mirror):
-            self._fetch()
-            full = self._rev_parse(sha)
+            full = self._known_commit(sha)  # usually just resolved: no second fetch
+            if full is None:
+                self._fetch()
+                full = self._rev_parse(sha)
             if dest.exists():
                 self._remove_checkout(dest)
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -101,6 +103,15 @@ class GitRepository:
     def _rev_parse(self, ref: str) -> str:
         out = run_git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=self.mirror)
         return out.strip()
+
+    def _known_commit(self, sha: str) -> str | None:
+        """The full SHA if the mirror already holds the commit, else None."""
+        if not (self.mirror / "HEAD").exists():
+            return None
+        try:
+            return self._rev_parse(sha)
+        except GitError:
+            return None
 
     def _remove_checkout(self, dest: Path) -> None:
         try:

@@ -91,3 +91,15 @@ def test_concurrent_runs_share_one_mirror_safely(origin: Path, tmp_path: Path):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(checkout, range(16))) == ["2"] * 16
+
+
+def test_checkout_fetches_a_commit_the_mirror_does_not_hold_yet(origin: Path, tmp_path: Path):
+    repo = GitRepository(origin.as_uri(), tmp_path / "cache")
+    first = run_git(["rev-parse", "HEAD"], cwd=origin).strip()
+    repo.checkout(first, tmp_path / "run1")
+    (origin / "later.txt").write_text("later\n")
+    later = commit_all(origin, "later")
+
+    dest = repo.checkout(later, tmp_path / "run2")  # not resolved first: fetched on demand
+
+    assert (dest / "later.txt").read_text() == "later\n"
