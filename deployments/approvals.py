@@ -26,11 +26,13 @@ class PausedApproval:
     sha: str
     paused_since: datetime | None
     expires: datetime | None
-    description: str  # the approval form's text: the plan summary and its fingerprint
+    description: str  # the approval form's text (plan summary, fingerprint), if it was read
 
 
-def paused_approvals(environment: str | None = None) -> list[PausedApproval]:
-    """Flow runs paused now (oldest first), those of ``environment`` only if given."""
+def paused_approvals(environment: str | None = None, *,
+                     descriptions: bool = False) -> list[PausedApproval]:
+    """Flow runs paused now (oldest first), those of ``environment`` only if given; with
+    ``descriptions``, each with its approval form's text (one more API call per run)."""
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
@@ -45,7 +47,7 @@ def paused_approvals(environment: str | None = None) -> list[PausedApproval]:
             sha=str(run.parameters.get("sha") or run.parameters.get("to_sha") or ""),
             paused_since=state.timestamp if state else None,
             expires=state.state_details.pause_timeout if state else None,
-            description=_form_description(run.id, state)))
+            description=_form_description(run.id, state) if descriptions else ""))
     return sorted(found, key=lambda p: (p.paused_since is None, p.paused_since or 0))
 
 

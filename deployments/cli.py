@@ -142,7 +142,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
 def cmd_approvals(args: argparse.Namespace) -> int:
     from deployments.approvals import paused_approvals
 
-    waiting = paused_approvals()
+    waiting = paused_approvals(descriptions=args.plans)
     if not waiting:
         print("no run is waiting for approval")
     for p in waiting:
