@@ -24,6 +24,8 @@ from gitops.terraform import TerraformRunner, TerraformSettings, file_sha256
 from gitops.workspace import EnvWorkspace
 from tasks.credentials import aws_environment, load_aws_credentials, secret_variables
 
+UNLOCK_EVENT = "gitops.lock.released"
+
 
 @dataclass(frozen=True)
 class StagedPlan:
@@ -183,9 +185,6 @@ def release_state_lock(ws: EnvWorkspace, lock_id: str, by: str, reason: str) -> 
                          "prefect.resource.name": ws.name},
                payload={"lock_id": lock_id, "by": by, "reason": reason})
     return outcome
-
-
-UNLOCK_EVENT = "gitops.lock.released"
 
 
 @task(name="outputs", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
