@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from deployments.sandbox import backend_overrides
-from gitops.sandbox.aws import (
+from deployments.sandbox.launcher import backend_overrides
+from deployments.sandbox.aws import (
     SANDBOX_ACCESS_KEY,
     SANDBOX_REGION,
     SANDBOX_SECRET_KEY,
@@ -28,7 +28,7 @@ from gitops.sandbox.aws import (
     sandbox_client,
 )
 from gitops.errors import TerraformError
-from gitops.sandbox.provider_install import install_provider, write_cli_config
+from deployments.sandbox.provider_install import install_provider, write_cli_config
 from gitops.terraform import TerraformRunner, TerraformSettings
 
 REPO = Path(__file__).resolve().parent.parent

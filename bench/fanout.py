@@ -41,7 +41,7 @@ from bench._sandbox import Environment, SandboxStack, terraform_crash
 from gitops.drift import DriftReport, classify
 from gitops.models import PlanStatus
 from gitops.plan import parse_plan
-from gitops.sandbox.cloud import SandboxCloud
+from deployments.sandbox.cloud import SandboxCloud
 
 NAME = "fanout"
 NEEDS_PREFECT = True

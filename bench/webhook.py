@@ -3,7 +3,7 @@
 Server: ``gitops.webhook.create_app`` (signature check, parsing, routing, launcher call in the
 thread pool) with ``tests/webhook_fakes.FakeLauncher`` (same run id per idempotency key, like
 ``run_deployment(idempotency_key=...)``), served by uvicorn on 127.0.0.1 through
-``gitops.emulators.server.BackgroundServer``, in this process.
+``deployments.emulators.server.BackgroundServer``, in this process.
 
 Senders: ``bench/_load.py`` in a separate process (so its Python work does not share the
 receiver's GIL), 20 ``httpx.AsyncClient``s with keep-alive, ``WARMUP`` unrecorded deliveries
@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench._report import Result, heading, ms, say
-from gitops.emulators.server import BackgroundServer
+from deployments.emulators.server import BackgroundServer
 from gitops.webhook import WEBHOOK_PATH, create_app
 
 NAME = "webhook"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gitops.sandbox.aws import SANDBOX_ACCESS_KEY, SANDBOX_REGION, SANDBOX_SECRET_KEY
+from deployments.sandbox.aws import SANDBOX_ACCESS_KEY, SANDBOX_REGION, SANDBOX_SECRET_KEY
 
 AWS_BLOCK = "gitops-aws"
 SECRET_BLOCKS = {

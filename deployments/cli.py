@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from deployments.sandbox import Sandbox, project_root
+from deployments.sandbox.launcher import Sandbox, project_root
 
 
 def _load_sandbox_env() -> None:
@@ -29,7 +29,7 @@ def _sandbox() -> Sandbox:
 
 def cmd_tamper(args: argparse.Namespace) -> int:
     """Change a sandbox object behind Terraform's back (what a console click does)."""
-    from gitops.sandbox.cloud import SandboxCloud
+    from deployments.sandbox.cloud import SandboxCloud
 
     cloud = SandboxCloud(_sandbox().cloud_dir)
     name = f"expense-{args.environment}-{args.name}"

@@ -6,7 +6,7 @@ import os
 
 import httpx
 
-from gitops.sandbox.aws import sandbox_client
+from deployments.sandbox.aws import sandbox_client
 from gitops.settings import load_settings
 
 

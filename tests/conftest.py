@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from gitops.sandbox.aws import (
+from deployments.sandbox.aws import (
     SANDBOX_ACCESS_KEY,
     SANDBOX_SECRET_KEY,
     MotoServer,
@@ -79,7 +79,7 @@ def sandbox(prefect_api: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     """The whole local sandbox (moto, Argo CD + GitHub emulators, provider, infra repo) with its
     credentials in blocks on the test Prefect server, and the GITOPS_* settings pointing at it."""
     from deployments.blocks import register_sandbox_blocks
-    from deployments.sandbox import Sandbox, SandboxState
+    from deployments.sandbox.launcher import Sandbox, SandboxState
 
     box = Sandbox(tmp_path_factory.mktemp("sandbox"), source=REPO_ROOT)
     env = box.up(services=("moto", "argocd", "github"), register_blocks=False)

@@ -24,8 +24,8 @@ from gitops.argocd import (
     create_session_token,
     parse_application,
 )
-from gitops.emulators.argocd import ArgoCDEmulator
-from gitops.emulators.server import BackgroundServer
+from deployments.emulators.argocd import ArgoCDEmulator
+from deployments.emulators.server import BackgroundServer
 from gitops.errors import ArgoCDError, ArgoCDSyncFailed, ArgoCDUnavailable
 from argocd_contract import (  # tests/ is on sys.path (pytest rootdir-relative import)
     SPEC_PATH,
@@ -409,7 +409,7 @@ def test_background_server_refuses_non_loopback_hosts(emulator: ArgoCDEmulator) 
 
 def test_cli_serves_until_killed(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "gitops.emulators.argocd", "--port", "0", "--token", TOKEN],
+        [sys.executable, "-m", "deployments.emulators.argocd", "--port", "0", "--token", TOKEN],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
     try:
         assert process.stdout is not None

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.sandbox import SandboxState
-from gitops.sandbox.aws import sandbox_client
+from deployments.sandbox.launcher import SandboxState
+from deployments.sandbox.aws import sandbox_client
 from tests.infra_repo import InfraRepo
 
 pytestmark = pytest.mark.slow

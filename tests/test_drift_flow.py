@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.sandbox import SandboxState
+from deployments.sandbox.launcher import SandboxState
 from gitops.drift import EnvDriftStatus, NoticeKind, drift_marker
-from gitops.sandbox.cloud import SandboxCloud
+from deployments.sandbox.cloud import SandboxCloud
 from tests.infra_repo import InfraRepo
 
 pytestmark = pytest.mark.slow

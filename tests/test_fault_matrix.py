@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from deployments.sandbox import SANDBOX_BACKEND, SandboxState
-from gitops.sandbox.aws import sandbox_client
-from gitops.sandbox.cloud import SandboxCloud
+from deployments.sandbox.launcher import SANDBOX_BACKEND, SandboxState
+from deployments.sandbox.aws import sandbox_client
+from deployments.sandbox.cloud import SandboxCloud
 from infra_repo import InfraRepo
 from test_deploy_flow import deploy_state, dns_value, wait_for_log
 from test_drift_flow import wait_events

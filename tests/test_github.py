@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gitops.emulators.github import GitHubEmulator
-from gitops.emulators.server import BackgroundServer, bind_socket
+from deployments.emulators.github import GitHubEmulator
+from deployments.emulators.server import BackgroundServer, bind_socket
 from gitops.errors import GitHubError, GitHubUnavailable
 from gitops.github import MAX_COMMENT_CHARS, GitHubClient
 
@@ -287,7 +287,7 @@ def test_emulator_runs_standalone_from_the_command_line() -> None:
     port = sock.getsockname()[1]
     sock.close()
     with subprocess.Popen(
-            [sys.executable, "-m", "gitops.emulators.github", "--port", str(port),
+            [sys.executable, "-m", "deployments.emulators.github", "--port", str(port),
              "--token", TOKEN],
             cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.sandbox import SandboxState
-from gitops.emulators.github import GitHubEmulator
-from gitops.emulators.server import BackgroundServer
+from deployments.sandbox.launcher import SandboxState
+from deployments.emulators.github import GitHubEmulator
+from deployments.emulators.server import BackgroundServer
 from gitops.git import commit_all, run_git
 from gitops.github import Comment
 from gitops.pr_report import MARKER
@@ -255,8 +255,8 @@ def test_broken_tfvars_and_a_held_lock_are_reported_per_environment(receiver, gi
                                                                     sandbox):
     """One environment's tfvars do not parse, another's state is locked, a third plans fine: each
     gets its own row and status, and the run still ends with one comment."""
-    from deployments.sandbox import SANDBOX_BACKEND
-    from gitops.sandbox.aws import sandbox_client
+    from deployments.sandbox.launcher import SANDBOX_BACKEND
+    from deployments.sandbox.aws import sandbox_client
 
     for env in ("pr-tfv", "pr-lck", "pr-ok"):
         infra.add_environment(env)

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from gitops.errors import DnsError
 from gitops.route53 import DnsRecord, DnsUnavailable, Route53Records
-from gitops.sandbox.aws import MotoServer, ensure_hosted_zone, sandbox_client
+from deployments.sandbox.aws import MotoServer, ensure_hosted_zone, sandbox_client
 
 
 @pytest.fixture()

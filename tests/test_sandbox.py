@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.sandbox import Sandbox, SandboxState
+from deployments.sandbox.launcher import Sandbox, SandboxState
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parent.parent

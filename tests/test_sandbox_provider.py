@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 
 from gitops.errors import SandboxError, SandboxObjectNotFound
-from gitops.sandbox.cloud import SandboxCloud
-from gitops.sandbox.provider import (
+from deployments.sandbox.cloud import SandboxCloud
+from deployments.sandbox.provider import (
     CLOUD_DIR_ENV,
     NetworkResource,
     SandboxProvider,
     ServiceResource,
     merge_tags,
 )
-from gitops.sandbox.provider_install import install_provider, provider_path, write_cli_config
+from deployments.sandbox.provider_install import install_provider, provider_path, write_cli_config
 
 REPO = Path(__file__).resolve().parent.parent
 TERRAFORM = REPO / ".venv" / "bin" / "terraform"
@@ -168,7 +168,7 @@ def test_install_provider_writes_an_executable_wrapper_idempotently(tmp_path: Pa
         "registry.terraform.io/gitops/sandbox/0.1.0/linux_amd64/terraform-provider-sandbox_v0.1.0"
     )
     assert path.stat().st_mode & stat.S_IXUSR
-    assert "exec /opt/venv/bin/python -m gitops.sandbox.provider" in path.read_text()
+    assert "exec /opt/venv/bin/python -I -m deployments.sandbox.provider" in path.read_text()
     before = path.stat().st_mtime_ns
 
     assert install_provider(tmp_path / "mirror", "/opt/venv/bin/python") == path

@@ -28,7 +28,7 @@ from gitops.errors import (
     TerraformValidateFailed,
 )
 from gitops.models import LockInfo, PlanStatus, StateIdentity, UnlockOutcome
-from gitops.sandbox.aws import MotoServer, StateBackend, sandbox_client
+from deployments.sandbox.aws import MotoServer, StateBackend, sandbox_client
 from gitops.terraform import (
     SENSITIVE_MASK,
     Output,

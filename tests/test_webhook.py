@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from webhook_fakes import FakeLauncher
 
-from gitops.emulators.server import BackgroundServer
+from deployments.emulators.server import BackgroundServer
 from gitops.errors import WebhookError
 from gitops.webhook import (
     DEPLOY_MAIN_DEPLOYMENT,

@@ -21,7 +21,7 @@ from deployments.webhook_server import (
     load_webhook_secret,
     route_file,
 )
-from gitops.emulators.server import BackgroundServer
+from deployments.emulators.server import BackgroundServer
 from gitops.errors import ConfigError
 from gitops.settings import GitopsSettings
 from gitops.webhook import Decision, signature_for

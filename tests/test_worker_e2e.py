@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from deployments.sandbox import SandboxState
-from gitops.emulators.server import BackgroundServer
+from deployments.sandbox.launcher import SandboxState
+from deployments.emulators.server import BackgroundServer
 from gitops.webhook import signature_for
 from infra_repo import InfraRepo
 from test_deploy_flow import dns_value

@@ -16,8 +16,8 @@ the resource wins) that is known at plan time, as with the AWS provider, so a ta
 effective tags on the plan. ``read`` returns what the cloud holds: an out-of-band change shows up as
 drift, an object deleted out of band is planned for re-creation.
 
-Serve it with ``python -m gitops.sandbox.provider`` (what the wrapper written by
-`gitops.sandbox.provider_install.install_provider` runs).
+Serve it with ``python -m deployments.sandbox.provider`` (what the wrapper written by
+`deployments.sandbox.provider_install.install_provider` runs).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from tf.types import Map, Number, String, Unknown
 from tf.utils import Diagnostics
 
 from gitops.errors import SandboxObjectNotFound
-from gitops.sandbox.cloud import SandboxCloud
-from gitops.sandbox.provider_install import PROVIDER_ADDRESS
+from deployments.sandbox.cloud import SandboxCloud
+from deployments.sandbox.provider_install import PROVIDER_ADDRESS
 CLOUD_DIR_ENV = "SANDBOX_CLOUD_DIR"
 
 

@@ -28,7 +28,7 @@ Faults, as methods or over the control API (never behind auth or outages):
     POST /_emulator/reset                           clears faults
     GET  /_emulator/state
 
-Run it for the sandbox with `python -m gitops.emulators.argocd --port N --token T`.
+Run it for the sandbox with `python -m deployments.emulators.argocd --port N --token T`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gitops.argocd import ApplicationSpec, application_body
-from gitops.emulators.server import LOOPBACK, BackgroundServer, bind_socket
+from deployments.emulators.server import LOOPBACK, BackgroundServer, bind_socket
 
 # gRPC status codes, as grpc-gateway puts them in `runtimeError.code`, and their HTTP status.
 INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS, FAILED_PRECONDITION = 3, 5, 6, 9
@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     """CLI: serve the emulator on loopback until killed."""
     import uvicorn
 
-    parser = argparse.ArgumentParser(prog="python -m gitops.emulators.argocd",
+    parser = argparse.ArgumentParser(prog="python -m deployments.emulators.argocd",
                                      description="Argo CD API emulator on loopback.")
     parser.add_argument("--host", default=LOOPBACK)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")

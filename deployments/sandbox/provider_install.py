@@ -9,10 +9,13 @@ wrapper script in a filesystem mirror::
 
 and Terraform is pointed at the CLI config with the environment variable
 ``TF_CLI_CONFIG_FILE=/abs/path/terraform.rc``. ``terraform init`` then installs
-``gitops/sandbox`` from the mirror and every other provider the usual way.
+``deployments/sandbox`` from the mirror and every other provider the usual way.
 
-The wrapper runs ``<python> -m gitops.sandbox.provider`` with the absolute interpreter it was
+The wrapper runs ``<python> -I -m deployments.sandbox.provider`` with the absolute interpreter it was
 installed with (the venv's, where the package is installed), so it works from any directory.
+``-I`` (isolated mode) keeps the working directory, ``PYTHON*`` variables and the user's site
+folder off ``sys.path``: terraform starts providers in the checkout of the code being planned,
+and a file there (``deployments/__init__.py``, ``tf.py``...) must never shadow the provider.
 ``.terraform.lock.hcl`` pins the hash of the wrapper script, not of the Python source: editing the
 provider's code needs no re-init, re-installing with another interpreter does.
 """
@@ -45,7 +48,7 @@ def wrapper_script(python: str) -> str:
     return (
         "#!/bin/sh\n"
         "# Terraform provider registry.terraform.io/gitops/sandbox, written by gitops-flows.\n"
-        f"exec {shlex.quote(python)} -m gitops.sandbox.provider \"$@\"\n"
+        f"exec {shlex.quote(python)} -I -m deployments.sandbox.provider \"$@\"\n"
     )
 
 

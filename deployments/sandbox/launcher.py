@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gitops.errors import SandboxError
-from gitops.sandbox.aws import (
+from deployments.sandbox.aws import (
     LOOPBACK,
     StateBackend,
     ensure_hosted_zone,
@@ -91,7 +91,7 @@ class SandboxState:
 
 def project_root() -> Path:
     """The gitops-flows checkout this code runs from (holds terraform/ and deployments/)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 class Sandbox:
@@ -196,13 +196,13 @@ class Sandbox:
     def _command(self, name: str, port: int) -> list[str]:
         py = sys.executable
         if name == "moto":
-            from gitops.sandbox.aws import _moto_command
+            from deployments.sandbox.aws import _moto_command
 
             return [*_moto_command(), "-H", LOOPBACK, "-p", str(port)]
         if name == "argocd":
-            return [py, "-m", "gitops.emulators.argocd", "--host", LOOPBACK, "--port", str(port)]
+            return [py, "-m", "deployments.emulators.argocd", "--host", LOOPBACK, "--port", str(port)]
         if name == "github":
-            return [py, "-m", "gitops.emulators.github", "--host", LOOPBACK, "--port", str(port)]
+            return [py, "-m", "deployments.emulators.github", "--host", LOOPBACK, "--port", str(port)]
         if name == "prefect":
             return [str(Path(py).with_name("prefect")), "server", "start", "--host", LOOPBACK,
                     "--port", str(port)]
@@ -247,7 +247,7 @@ class Sandbox:
         raise SandboxError(f"Prefect server at {api_url} not healthy; see {log}")
 
     def _install_provider(self) -> None:
-        from gitops.sandbox.provider_install import install_provider, write_cli_config
+        from deployments.sandbox.provider_install import install_provider, write_cli_config
 
         install_provider(self.mirror_dir)
         write_cli_config(self.cli_config, self.mirror_dir)

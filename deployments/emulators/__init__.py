@@ -1,5 +1,5 @@
 """Loopback emulators of the services the pipeline talks to, for the tests and the local sandbox.
 
 `server.BackgroundServer` runs any ASGI app on 127.0.0.1 in a background thread; each emulator
-module (e.g. `gitops.emulators.argocd`) holds its in-memory state, a Starlette app and a CLI.
+module (e.g. `deployments.emulators.argocd`) holds its in-memory state, a Starlette app and a CLI.
 """

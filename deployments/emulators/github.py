@@ -19,7 +19,7 @@ It records comments, statuses and issues per repository, answers 401 without the
 422 for a comment body over 65,536 characters (GitHub's own error text), and can be told to
 answer 5xx to the next N requests (`fail_next`).
 
-Run it alone: `python -m gitops.emulators.github --port 8765 --token test-token`.
+Run it alone: `python -m deployments.emulators.github --port 8765 --token test-token`.
 """
 
 from __future__ import annotations
