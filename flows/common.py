@@ -1,4 +1,9 @@
-"""Orchestration helpers shared by the flows: run directories, workspaces, approval."""
+"""Orchestration helpers shared by the flows: run directories, workspaces, approval.
+
+Every workspace pairs the code of the commit being run with the *trusted* configuration: the
+environment's settings as the default branch holds them now (checked out beside the code), bounded
+by the platform grant. A commit cannot choose its own backend, secrets or approval rule.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from prefect.flow_runs import pause_flow_run
 from prefect.logging import get_run_logger
 
 from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
-from gitops.config import load_environment
-from gitops.errors import ApprovalTimedOut
+from gitops.config import Environment, inside_checkout, load_configured, UnknownEnvironment
+from gitops.errors import ApprovalTimedOut, ConfigError
 from gitops.git import Commit, discard_run_files
+from gitops.grant import Phase, load_grant
 from gitops.webhook import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
@@ -27,7 +33,12 @@ def flow_run_id() -> str:
 
 
 def run_dir(settings: GitopsSettings) -> Path:
-    return Path(settings.workdir) / "runs" / flow_run_id()
+    """This run's work directory (its checkouts and plan files), readable by its owner only."""
+    path = Path(settings.workdir) / "runs" / flow_run_id()
+    for folder in (Path(settings.workdir), path.parent, path):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+    return path
 
 
 def discard_run_files_of(settings: GitopsSettings, flow_run_id_: Any) -> None:
@@ -53,14 +64,61 @@ DISCARD_RUN_FILES: dict[str, Any] = {
 }
 
 
+def trusted_environments(settings: GitopsSettings, base: Path, *, code: Path | None = None,
+                         code_sha: str | None = None) -> tuple[dict[str, Environment],
+                                                               dict[str, str], Commit]:
+    """The environments as the default branch head configures them now (loaded, and broken).
+
+    ``code`` is a checkout that is already at that head (reused instead of a second checkout).
+    """
+    repo_url = settings.repository_url
+    if code is not None and code_sha is not None:
+        from gitops.git import GitRepository
+
+        repo = GitRepository(repo_url, Path(settings.workdir))
+        if repo.resolve(settings.default_branch) == code_sha:
+            loaded, broken = load_configured(code, settings.environments_dir)
+            return loaded, broken, repo.commit(code_sha)
+    head = checkout_commit(repo_url, Path(settings.workdir), settings.default_branch,
+                           base / "trusted")
+    loaded, broken = load_configured(base / "trusted", settings.environments_dir)
+    return loaded, broken, head
+
+
+def trusted_environment(settings: GitopsSettings, environment: str, base: Path, *,
+                        code: Path | None = None, code_sha: str | None = None) -> Environment:
+    """One environment's trusted configuration; unknown or broken on the default branch: refused."""
+    loaded, broken, head = trusted_environments(settings, base, code=code, code_sha=code_sha)
+    if environment in loaded:
+        return loaded[environment]
+    if environment in broken:
+        raise ConfigError(f"{environment}: its configuration on {settings.default_branch} "
+                          f"({head.sha[:12]}) does not load: {broken[environment]}")
+    raise UnknownEnvironment(environment, sorted(loaded))
+
+
+def workspace(settings: GitopsSettings, env: Environment, checkout: Path, sha: str,
+              envs_dir: Path, phase: Phase, *, proposed_new: bool = False) -> EnvWorkspace:
+    """A workspace for ``env`` on the code at ``checkout``, with the environment's grant."""
+    for rel in (env.stack, env.var_file):
+        if not inside_checkout(checkout, rel).exists():
+            raise ConfigError(f"{env.name}: {rel} does not exist at {sha[:12]}")
+    grant = load_grant(settings.grant_file).for_environment(env.name)
+    return EnvWorkspace(settings, env, checkout, sha, envs_dir, grant, phase, proposed_new)
+
+
 def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, label: str = "checkout",
-                   repo_url: str | None = None) -> tuple[EnvWorkspace, Commit]:
-    """Check out ``ref`` and load the environment's config *from that commit*."""
+                   repo_url: str | None = None,
+                   phase: Phase = Phase.DEPLOY) -> tuple[EnvWorkspace, Commit]:
+    """Check out ``ref``'s code; the environment's configuration is the default branch's."""
+    from gitops.config import check_environment_name
+
+    check_environment_name(environment)
     base = run_dir(settings)
     commit = checkout_commit(repo_url or settings.repository_url, Path(settings.workdir), ref,
                              base / label)
-    env = load_environment(base / label, environment, settings.environments_dir)
-    return EnvWorkspace(settings, env, base / label, commit.sha, base / f"{label}-envs"), commit
+    env = trusted_environment(settings, environment, base, code=base / label, code_sha=commit.sha)
+    return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase), commit
 
 
 def superseding_run() -> str | None:

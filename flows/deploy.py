@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled, Completed, Failed, State
 
@@ -29,6 +28,7 @@ from flows.rollback import rollback_environment
 from tasks.slots import environment_slot
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
+from tasks.publish import publish_markdown
 from tasks.records import last_good_commit, record_last_good
 from tasks.terraform import (
     StagedPlan,
@@ -60,11 +60,8 @@ class DeployReport:
 def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
     if staged.plan is None:
         return
-    create_markdown_artifact(
-        key=f"plan-{ws.name}",
-        markdown=render_plan_markdown(ws.name, staged.plan, staged.policy),
-        description=f"terraform plan for {ws.name} at {ws.commit[:12]}",
-    )
+    publish_markdown(f"plan-{ws.name}", render_plan_markdown(ws.name, staged.plan, staged.policy),
+                     f"terraform plan for {ws.name} at {ws.commit[:12]}")
 
 
 def plan_and_check(ws: EnvWorkspace) -> StagedPlan:

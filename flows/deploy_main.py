@@ -15,12 +15,12 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from gitops.affected import affected_environments
+from gitops.config import load_configured
 from gitops.errors import GitopsError
 from gitops.git import GitRepository
 from gitops.settings import load_settings
 from flows.common import DISCARD_RUN_FILES, run_dir
 from flows.deploy import deploy
-from tasks.affected import load_configured
 from tasks.git import checkout_commit
 from tasks.records import last_good_commit
 

@@ -21,12 +21,13 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from gitops.config import Environment, list_environments, load_environment
+from gitops.config import Environment, UnknownEnvironment, list_environments, load_configured
 from gitops.drift import DriftReport, NoticeKind, errored, notification, render_drift_table
 from gitops.errors import GitopsError
+from gitops.grant import Phase
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import DISCARD_RUN_FILES, run_dir, run_url
+from flows.common import DISCARD_RUN_FILES, run_dir, run_url, workspace
 from tasks.slots import slot_name
 from tasks.drift import (
     close_issue,
@@ -60,19 +61,23 @@ def drift(environments: list[str] | None = None, max_concurrency: int = 4) -> li
 
     configs: dict[str, Environment] = {}
     reports: dict[str, DriftReport] = {}
+    loaded, broken = load_configured(checkout, settings.environments_dir)
     for name in names:
-        try:
-            configs[name] = load_environment(checkout, name, settings.environments_dir)
-        except GitopsError as exc:
-            reports[name] = errored(name, commit.sha, str(exc))
+        if name in loaded:
+            configs[name] = loaded[name]
+        else:
+            reports[name] = errored(name, commit.sha, broken.get(name) or str(
+                UnknownEnvironment(name, sorted(loaded))))
 
     with ThreadPoolTaskRunner(max_workers=max(1, max_concurrency)) as runner:
-        futures = {
-            name: runner.submit(plan_drift, {"ws": _workspace(settings, env, checkout, commit.sha,
-                                                             base / "drift-envs"),
-                                             "slot": slot_name(name)})
-            for name, env in configs.items()
-        }
+        futures = {}
+        for name, env in configs.items():
+            try:
+                ws = _workspace(settings, env, checkout, commit.sha, base / "drift-envs")
+            except GitopsError as exc:
+                reports[name] = errored(name, commit.sha, str(exc))
+                continue
+            futures[name] = runner.submit(plan_drift, {"ws": ws, "slot": slot_name(name)})
         for name, future in futures.items():
             future.wait()
             state = future.state
@@ -107,8 +112,8 @@ def _workspace(settings: GitopsSettings, env: Environment, checkout: Path, sha: 
                envs_dir: Path) -> EnvWorkspace:
     """The environment's workspace in the shared checkout; a short wait for a held state lock."""
     short = min(env.lock_timeout_seconds, DRIFT_LOCK_TIMEOUT_SECONDS)
-    return EnvWorkspace(settings, env.model_copy(update={"lock_timeout_seconds": short}),
-                        checkout, sha, envs_dir)
+    return workspace(settings, env.model_copy(update={"lock_timeout_seconds": short}),
+                     checkout, sha, envs_dir, Phase.DRIFT)
 
 
 def notify(settings: GitopsSettings, report: DriftReport, url: str | None) -> DriftReport:

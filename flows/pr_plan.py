@@ -1,7 +1,8 @@
 """The pull-request flows: plan every environment a PR affects, and tell GitHub; nothing is applied.
 
 ``pr-plan`` (on opened / synchronize / reopened):
-    checkout the PR head → which environments the diff ``base...head`` affects →
+    checkout the PR head (the code) and the default branch head (the trusted configuration) →
+    which environments the diff ``base...head`` affects →
     commit status ``gitops/plan: <env>`` = pending for each → validate + plan each, at most
     ``settings.plan_concurrency`` at a time → each full plan as a markdown artifact → ONE PR comment
     (edited in place on every push) → each status success or failure.
@@ -21,30 +22,44 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from gitops.config import config_changes
+from gitops.errors import ConfigError, UnsafeCheckout
+from gitops.grant import Phase
 from gitops.models import PlanStatus
 from gitops.pr_report import (
     MARKER,
+    ConfigNotice,
     Verdict,
     closed_comment,
     no_environments_comment,
     plan_comment,
+    refused_comment,
     verdict,
 )
-from gitops.redact import redact_text
+from gitops.scrub import scrub
 from gitops.render import EnvReport, relative_to_checkout, render_plan_markdown
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
-from flows.common import DISCARD_RUN_FILES, flow_run_id, run_dir, superseding_run
+from flows.common import (
+    DISCARD_RUN_FILES,
+    flow_run_id,
+    run_dir,
+    superseding_run,
+    trusted_environments,
+    workspace,
+)
 from tasks.affected import PullRequestChange, find_affected
 from tasks.git import checkout_commit
+from tasks.publish import publish_markdown
 from tasks.github import replace_pr_comment, set_commit_status, status_context, upsert_pr_comment
 from tasks.terraform import StagedPlan, plan_stack, validate_stack
 
+REFUSED_CONTEXT = "gitops/plan"
+"""The status a pull request gets when its checkout is refused before any environment is known."""
 MAX_ERROR_CHARS = 4000
 """How much of a failure's message goes into the PR comment (the run log has all of it)."""
 
@@ -88,10 +103,14 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
                     newer, head_sha[:12])
         return PrPlanReport(repository, pr_number, head_sha, (), None, superseded_by=newer)
     base = run_dir(settings)
-    commit = checkout_commit(settings.repository_url, Path(settings.workdir), head_sha,
-                             base / "head")
-    change = find_affected(settings, base / "head", base_ref, commit.sha)
     url = flow_run_url(settings)
+    try:
+        commit = checkout_commit(settings.repository_url, Path(settings.workdir), head_sha,
+                                 base / "head")
+    except UnsafeCheckout as exc:
+        refuse_pull_request(settings, repository, pr_number, head_sha, base_ref, str(exc), url)
+        raise
+    change = find_affected(settings, base / "head", base_ref, commit.sha)
 
     if change.affected.empty:
         body = no_environments_comment(change.changed_paths, head_sha=commit.sha,
@@ -107,9 +126,10 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
         set_commit_status(settings, repository, commit.sha, "pending", status_context(name),
                           "planning…", url)
     try:
-        reports = plan_environments(settings, change, base, commit.sha, pr_number)
+        reports, notices = plan_environments(settings, change, base, commit.sha, pr_number)
         body = plan_comment(list(reports.values()), change.affected, head_sha=commit.sha,
-                            pr_number=pr_number, base_ref=base_ref, run_url=url)
+                            pr_number=pr_number, base_ref=base_ref, run_url=url,
+                            notices=list(notices.values()))
         newer = superseding_run()
         if newer:  # a newer push arrived while planning: its run owns the comment
             logger.info("#%d: leaving the comment to the newer run %s", pr_number, newer)
@@ -143,16 +163,64 @@ def pr_closed(repository: str, pr_number: int) -> int | None:
 
 
 def plan_environments(settings: GitopsSettings, change: PullRequestChange, base: Path,
-                      sha: str, pr_number: int) -> dict[str, EnvReport]:
-    """Validate then plan each affected environment (bounded); publish each plan as an artifact."""
+                      sha: str, pr_number: int
+                      ) -> tuple[dict[str, EnvReport], dict[str, ConfigNotice]]:
+    """Validate then plan each affected environment (bounded); publish each plan as an artifact.
+
+    Each is planned with its *trusted* configuration (the default branch's), the PR's code, and
+    the ``proposed`` phase's grant; a new environment (not on the default branch) against an
+    empty local state with the new-environment credentials and no secrets. What the PR changes
+    in a configuration is returned as notices, shown loud on the PR, and used by nothing.
+    """
     url = flow_run_url(settings)
     reports: dict[str, EnvReport] = {}
+    trusted, trusted_broken, _head = trusted_environments(settings, base)
+    notices: dict[str, ConfigNotice] = {}
     for name, why in change.broken.items():
         reports[name] = EnvReport(name, error=_clip(f"configuration does not load: {why}"),
                                   run_url=url)
-    workspaces = {name: EnvWorkspace(settings, change.environments[name], base / "head", sha,
-                                     base / "pr-envs")
-                  for name in change.affected.environments if name in change.environments}
+        notices[name] = ConfigNotice(name, refusal=_clip(why))
+    workspaces: dict[str, EnvWorkspace] = {}
+    for name in change.affected.environments:
+        if name in reports or name not in change.environments:
+            continue
+        proposed = change.environments[name]
+        try:
+            if name in trusted:
+                ws = workspace(settings, trusted[name], base / "head", sha, base / "pr-envs",
+                               Phase.PROPOSED)
+                notices[name] = ConfigNotice(name, changes=tuple(
+                    config_changes(trusted[name], proposed)),
+                    withheld=ws.grant.secret_grant(
+                        trusted[name].secret_variables, Phase.PROPOSED).withheld)
+            elif name in trusted_broken:
+                raise ConfigError(f"its configuration on {settings.default_branch} does not "
+                                  f"load: {trusted_broken[name]}")
+            else:
+                new_checkout = base / "head-new"
+                if not new_checkout.exists():
+                    checkout_commit(settings.repository_url, Path(settings.workdir), sha,
+                                    new_checkout)
+                ws = workspace(settings, proposed, new_checkout, sha, base / "pr-new-envs",
+                               Phase.PROPOSED, proposed_new=True)
+                backend = proposed.backend
+                refusal = None
+                try:
+                    if backend is not None:
+                        ws.grant.check_backend(backend.bucket, backend.key,
+                                               backend.dynamodb_table)
+                except ConfigError as exc:
+                    refusal = str(exc)
+                notices[name] = ConfigNotice(name, new=True,
+                                             withheld=tuple(sorted(proposed.secret_variables)),
+                                             refusal=refusal)
+                if refusal:
+                    raise ConfigError(f"this new environment would be refused once merged: "
+                                      f"{refusal}")
+        except ConfigError as exc:
+            reports[name] = EnvReport(name, error=_clip(str(exc)), run_url=url)
+            continue
+        workspaces[name] = ws
 
     with ThreadPoolTaskRunner(max_workers=settings.plan_concurrency) as runner:
         validations = {
@@ -167,17 +235,19 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
                 plans[name] = runner.submit(plan_stack.with_options(task_run_name=f"plan-{name}"),
                                             {"ws": workspaces[name]})
             else:
-                reports[name] = EnvReport(name, error=_failure("validate", future, base / "head"),
+                reports[name] = EnvReport(name, error=_failure("validate", future,
+                                                               workspaces[name].checkout),
                                           run_url=url)
         for name, future in plans.items():
             future.wait()
             if not future.state.is_completed():
-                reports[name] = EnvReport(name, error=_failure("plan", future, base / "head"),
+                reports[name] = EnvReport(name, error=_failure("plan", future,
+                                                               workspaces[name].checkout),
                                           run_url=url)
                 continue
             staged: StagedPlan = future.result()
             reports[name] = env_report(settings, staged, pr_number, url)
-    return {name: reports[name] for name in change.affected.environments}
+    return {name: reports[name] for name in change.affected.environments}, notices
 
 
 def env_report(settings: GitopsSettings, staged: StagedPlan, pr_number: int,
@@ -188,14 +258,22 @@ def env_report(settings: GitopsSettings, staged: StagedPlan, pr_number: int,
         who = f" by {lock.who}" if lock is not None and lock.who else ""
         return EnvReport(staged.environment, run_url=url,
                          error=f"state is locked{who}; not planned (push again or re-run later)")
-    artifact_id = create_markdown_artifact(
-        key=f"pr-{pr_number}-plan-{staged.environment}",
-        markdown=render_plan_markdown(staged.environment, staged.plan, staged.policy),
-        description=f"terraform plan of {staged.environment} for PR #{pr_number} at "
-                    f"{staged.commit[:12]}",
-    )
+    artifact_id = publish_markdown(
+        f"pr-{pr_number}-plan-{staged.environment}",
+        render_plan_markdown(staged.environment, staged.plan, staged.policy),
+        f"terraform plan of {staged.environment} for PR #{pr_number} at {staged.commit[:12]}")
     return EnvReport(staged.environment, plan=staged.plan, policy=staged.policy,
                      artifact_url=artifact_url(settings, artifact_id), run_url=url)
+
+
+def refuse_pull_request(settings: GitopsSettings, repository: str, pr_number: int, sha: str,
+                        base_ref: str, why: str, url: str | None) -> None:
+    """Say on the PR why nothing was planned, with a failed ``gitops/plan`` status."""
+    body = refused_comment(why, head_sha=sha, pr_number=pr_number, base_ref=base_ref,
+                           run_url=url)
+    upsert_pr_comment(settings, repository, pr_number, body, MARKER)
+    set_commit_status(settings, repository, sha, "failure", REFUSED_CONTEXT,
+                      "refused: the commit holds what the pipeline does not run", url)
 
 
 def mark_errored(settings: GitopsSettings, repository: str, sha: str, names: tuple[str, ...],
@@ -252,5 +330,5 @@ def _failure(stage: str, future: Any, checkout: Path) -> str:
 
 
 def _clip(text: str) -> str:
-    text = redact_text(text or "")
+    text = scrub(text or "")
     return text if len(text) <= MAX_ERROR_CHARS else text[:MAX_ERROR_CHARS] + " …(cut)"

@@ -11,7 +11,13 @@ An environment is one folder under the environments directory of the infrastruct
 A new environment is one new folder, raised as a PR: nothing else to register.
 
 Names are checked *before* any path is built from them, so ``../prod`` or ``prod/..`` can never
-reach the file system.
+reach the file system, and every path is resolved (symlinks included) and must stay inside the
+checkout.
+
+What the repository asks for is bounded by the platform grant (:mod:`gitops.grant`): the backend
+file may set only the S3 backend's ``bucket``, ``key``, ``region``, ``dynamodb_table``,
+``encrypt`` and ``kms_key_id`` (nothing that changes where credentials or requests go), and the
+credentials an environment runs with are never named here.
 """
 
 from __future__ import annotations
@@ -19,11 +25,12 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from gitops.errors import ConfigError, UnknownEnvironment
+from gitops.errors import BackendCollision, ConfigError, UnknownEnvironment, UnsafeCheckout
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 DEFAULT_ENVIRONMENTS_DIR = "terraform/environments"
@@ -74,6 +81,36 @@ class ApprovalSettings(_Frozen):
     approvers: tuple[str, ...] = Field(default=(), description="allowed approvers; empty = anyone")
 
 
+class BackendSettings(_Frozen):
+    """The S3 backend an environment's state lives in (its ``backend.hcl``), nothing more.
+
+    Endpoints, roles, profiles and credential files are not accepted: they would let the
+    repository send the pipeline's credentials elsewhere or assume another identity.
+    """
+
+    bucket: str = Field(min_length=3)
+    key: str = Field(min_length=1)
+    region: str = Field(min_length=1)
+    dynamodb_table: str | None = None
+    encrypt: bool = True
+    kms_key_id: str | None = None
+
+    @property
+    def address(self) -> str:
+        """``s3://bucket/key``: the state's identity."""
+        return f"s3://{self.bucket}/{self.key}"
+
+    def as_backend_config(self) -> dict[str, str]:
+        """The ``-backend-config`` pairs terraform init gets (the file itself is never passed)."""
+        pairs = {"bucket": self.bucket, "key": self.key, "region": self.region,
+                 "encrypt": "true" if self.encrypt else "false"}
+        if self.dynamodb_table:
+            pairs["dynamodb_table"] = self.dynamodb_table
+        if self.kms_key_id:
+            pairs["kms_key_id"] = self.kms_key_id
+        return pairs
+
+
 class Environment(_Frozen):
     """Everything the pipeline knows about one environment."""
 
@@ -81,7 +118,7 @@ class Environment(_Frozen):
     stack: str = Field(description="root module, relative to the repository root")
     var_file: str = Field(description="tfvars file, relative to the repository root")
     backend_config: str = Field(description="backend config file, relative to the repository root")
-    aws_credentials_block: str = "gitops-aws"
+    backend: BackendSettings | None = Field(default=None, description="read from backend_config")
     secret_variables: dict[str, str] = Field(
         default_factory=dict,
         description="Terraform variable name -> Prefect Secret block name (passed as TF_VAR_*)",
@@ -110,6 +147,51 @@ def _environments_root(repo_root: Path, environments_dir: str) -> Path:
     return Path(repo_root) / environments_dir
 
 
+def inside_checkout(repo_root: Path, rel: str | Path) -> Path:
+    """``repo_root / rel`` resolved (symlinks followed); refused unless it stays inside."""
+    root = Path(repo_root).resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafeCheckout(f"{Path(rel).as_posix()} resolves outside the repository "
+                             "(a symlink or path leaving the checkout); refused")
+    return target
+
+
+_BACKEND_KEYS = frozenset(BackendSettings.model_fields)
+
+
+def parse_backend_file(repo_root: Path, rel: str) -> BackendSettings:
+    """Read an environment's ``backend.hcl`` into :class:`BackendSettings`; refuse anything else."""
+    import hcl2
+    from lark.exceptions import LarkError
+
+    path = inside_checkout(repo_root, rel)
+    try:
+        raw = hcl2.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, LarkError) as exc:
+        raise ConfigError(f"{rel}: cannot read the backend config: {exc}") from exc
+    unknown = sorted(k for k in raw if not k.startswith("__") and k not in _BACKEND_KEYS)
+    if unknown:
+        raise UnsafeCheckout(
+            f"{rel}: {', '.join(unknown)} may not be set in a backend config (allowed: "
+            f"{', '.join(sorted(_BACKEND_KEYS))}); endpoints, roles and credentials come from "
+            "the platform, not the repository")
+    values = {}
+    for key, value in raw.items():
+        if key.startswith("__"):
+            continue
+        if isinstance(value, str):
+            if not (len(value) >= 2 and value.startswith('"') and value.endswith('"')) \
+                    or "${" in value:
+                raise ConfigError(f"{rel}: {key} must be a literal string, not {value!r}")
+            value = value[1:-1]
+        values[key] = value
+    try:
+        return BackendSettings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(f"{rel}: {exc}") from exc
+
+
 def load_environment(repo_root: Path, name: str,
                      environments_dir: str = DEFAULT_ENVIRONMENTS_DIR) -> Environment:
     """Load and validate one environment; unknown or malformed names are refused."""
@@ -119,6 +201,7 @@ def load_environment(repo_root: Path, name: str,
     config_file = folder / CONFIG_FILE
     if not config_file.is_file():
         raise UnknownEnvironment(name, list_environments(repo_root, environments_dir))
+    inside_checkout(repo_root, config_file.relative_to(repo_root))
     try:
         raw = tomllib.loads(config_file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -127,6 +210,13 @@ def load_environment(repo_root: Path, name: str,
     raw.setdefault("name", name)
     raw.setdefault("var_file", f"{env_rel}/{name}.tfvars")
     raw.setdefault("backend_config", f"{env_rel}/backend.hcl")
+    if "aws_credentials_block" in raw:
+        raise ConfigError(f"{config_file.relative_to(repo_root)}: aws_credentials_block is not "
+                          "read from the repository any more: an environment's credentials come "
+                          "from the platform grant (GITOPS_GRANT_FILE); remove the line")
+    if "backend" in raw:
+        raise ConfigError(f"{config_file.relative_to(repo_root)}: the backend is read from "
+                          "backend_config, not set here")
     if raw["name"] != name:
         raise ConfigError(f"{config_file.relative_to(repo_root)}: name {raw['name']!r} "
                           f"does not match its folder {name!r}")
@@ -137,7 +227,28 @@ def load_environment(repo_root: Path, name: str,
     for rel in (env.stack, env.var_file, env.backend_config):
         if not (Path(repo_root) / rel).exists():
             raise ConfigError(f"environment {name!r}: {rel} does not exist in the repository")
-    return env
+        inside_checkout(repo_root, rel)
+    return env.model_copy(update={"backend": parse_backend_file(repo_root, env.backend_config)})
+
+
+def config_changes(trusted: Environment, proposed: Environment) -> list[str]:
+    """What ``proposed`` changes in an environment's configuration, one line per setting."""
+    before, after = _flat(trusted.model_dump(mode="json")), _flat(proposed.model_dump(mode="json"))
+    lines = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key, "(unset)"), after.get(key, "(unset)")
+        if old != new:
+            lines.append(f"{key}: {old} → {new}")
+    return lines
+
+
+def _flat(value: object, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            out.update(_flat(item, f"{prefix}{key}." if prefix or key else key))
+        return out
+    return {prefix.rstrip("."): str(value).lower() if isinstance(value, bool) else str(value)}
 
 
 def list_environments(repo_root: Path,
@@ -148,6 +259,34 @@ def list_environments(repo_root: Path,
         return []
     return sorted(p.name for p in root.iterdir()
                   if (p / CONFIG_FILE).is_file() and ENV_NAME.fullmatch(p.name))
+
+
+def load_configured(repo_root: Path, environments_dir: str = DEFAULT_ENVIRONMENTS_DIR
+                    ) -> tuple[dict[str, Environment], dict[str, str]]:
+    """The environments at ``repo_root`` that load, and why the others do not.
+
+    Two environments sharing one state are both refused (BackendCollision names them).
+    """
+    loaded: dict[str, Environment] = {}
+    broken: dict[str, str] = {}
+    for name in list_environments(repo_root, environments_dir):
+        try:
+            loaded[name] = load_environment(repo_root, name, environments_dir)
+        except ConfigError as exc:
+            broken[name] = str(exc)
+    by_state: dict[tuple[str, str], list[str]] = {}
+    for name, env in loaded.items():
+        if env.backend is not None:
+            by_state.setdefault((env.backend.bucket, env.backend.key), []).append(name)
+    for (bucket, key), names in by_state.items():
+        if len(names) > 1:
+            for name in names:
+                others = ", ".join(repr(n) for n in names if n != name)
+                broken[name] = str(BackendCollision(
+                    f"environment {name!r} uses the state s3://{bucket}/{key}, as {others} "
+                    "does: every environment needs a state of its own"))
+                del loaded[name]
+    return loaded, broken
 
 
 def load_environments(repo_root: Path,

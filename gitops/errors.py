@@ -5,7 +5,10 @@ are *values*, not exceptions. These classes are for operations that failed.
 
     GitopsError
     ├── ConfigError                  bad environment name, missing/invalid environment files
-    │   └── UnknownEnvironment       a name that is not a configured environment
+    │   ├── UnknownEnvironment       a name that is not a configured environment
+    │   ├── GrantRefused             the platform grant does not give an environment what it asks
+    │   ├── BackendCollision         two environments resolve to the same state
+    │   └── UnsafeCheckout           a path or symlink that leaves the checkout, a foreign backend
     ├── TerraformError               terraform exited with an error (carries command, rc, stderr)
     │   ├── TerraformInitFailed
     │   ├── TerraformValidateFailed  fmt check or `terraform validate` failed
@@ -62,6 +65,19 @@ class UnknownEnvironment(ConfigError):
         super().__init__(
             f"unknown environment {name!r}; configured environments: {', '.join(known) or '(none)'}"
         )
+
+
+class GrantRefused(ConfigError):
+    """The platform grant does not give an environment what its configuration asks for."""
+
+
+class BackendCollision(ConfigError):
+    """Two environments resolve to the same state (bucket + key)."""
+
+
+class UnsafeCheckout(ConfigError):
+    """A checkout holds what the pipeline refuses to run: a path or symlink leaving it, a backend
+    or provider setting the platform does not allow."""
 
 
 class TerraformError(GitopsError):

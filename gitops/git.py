@@ -32,7 +32,7 @@ def run_git(args: Sequence[str], *, cwd: Path | None = None, timeout: float = 30
     env = {**os.environ, **_GIT_ENV}
     try:
         done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, umask=0o077)
     except subprocess.TimeoutExpired as exc:
         raise GitError(f"git {args[0]} timed out after {timeout:.0f}s") from exc
     if done.returncode != 0:

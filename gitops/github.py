@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from gitops.errors import GitHubError, GitHubUnavailable
+from gitops.scrub import scrub, scrub_obj  # scrub before trimming: a cut secret is unmasked
 
 DEFAULT_BASE_URL = "https://api.github.com"
 MAX_COMMENT_CHARS = 65_536
@@ -164,7 +165,7 @@ class GitHubClient:
         if not re.fullmatch(r"[0-9a-fA-F]{7,64}", sha):
             raise ValueError(f"not a commit sha: {sha!r}")
         payload: dict[str, Any] = {"state": state, "context": context,
-                                   "description": _trim(description, MAX_STATUS_DESCRIPTION_CHARS)}
+                                   "description": _trim(scrub(description), MAX_STATUS_DESCRIPTION_CHARS)}
         if target_url:
             payload["target_url"] = target_url
         data = self._request("POST", f"{_repo_path(repo)}/statuses/{sha}", json=payload)
@@ -241,6 +242,8 @@ class GitHubClient:
     def _send(self, method: str, url: str, *, params: Mapping[str, str] | None = None,
               json: Any = None) -> httpx.Response:
         what = f"{method} {httpx.URL(url).path}"
+        if json is not None:  # every body GitHub gets (comments, statuses, issues) is scrubbed
+            json = scrub_obj(json)
         try:
             response = self._client.request(method, url, params=params, json=json)
         except httpx.TimeoutException as ex:
@@ -302,7 +305,7 @@ def _positive(number: int) -> int:
 
 
 def _check_comment_body(body: str) -> None:
-    if len(body) > MAX_COMMENT_CHARS:
+    if len(scrub(body)) > MAX_COMMENT_CHARS:
         raise GitHubError(f"comment body is {len(body)} characters; GitHub's maximum is "
                           f"{MAX_COMMENT_CHARS}")
 

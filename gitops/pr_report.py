@@ -22,8 +22,8 @@ from gitops.affected import AffectedSet, Reason
 from gitops.redact import redact_text
 from gitops.render import DEFAULT_MARKER, EnvReport, render_pr_comment
 
-__all__ = ["MARKER", "Verdict", "closed_comment", "no_environments_comment", "plan_comment",
-           "verdict"]
+__all__ = ["MARKER", "ConfigNotice", "Verdict", "closed_comment", "no_environments_comment",
+           "plan_comment", "refused_comment", "render_config_notices", "verdict"]
 
 MARKER = DEFAULT_MARKER
 """Hidden first line of the PR plan comment."""
@@ -48,6 +48,63 @@ class Verdict:
 def _short(text: str, limit: int = MAX_DESCRIPTION) -> str:
     line = redact_text(text.strip().splitlines()[0] if text.strip() else "").strip()
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigNotice:
+    """How one environment was planned, where that differs from what the PR asks for.
+
+    The plan always runs with the *trusted* configuration (the default branch's); ``changes``
+    lists what the PR would change in it (taking effect only once merged), ``new`` marks an
+    environment the default branch does not have, ``withheld`` the secret variables the plan did
+    not receive (placeholders instead), ``refusal`` why the platform grant would refuse it.
+    """
+
+    env: str
+    changes: tuple[str, ...] = ()
+    new: bool = False
+    withheld: tuple[str, ...] = ()
+    refusal: str | None = None
+
+    @property
+    def loud(self) -> bool:
+        """Whether the comment must call this out above the plans."""
+        return bool(self.changes or self.new or self.refusal)
+
+
+_SENSITIVE_SETTINGS = ("backend", "backend_config", "approval", "secret_variables", "stack")
+
+
+def render_config_notices(notices: Sequence[ConfigNotice]) -> str:
+    """The loud section about configuration changes, new environments and withheld secrets."""
+    loud = [n for n in notices if n.loud]
+    quiet = [n for n in notices if not n.loud and n.withheld]
+    lines: list[str] = []
+    if loud:
+        lines += ["> [!WARNING]", "> **This pull request changes how environments are run.** "
+                  "The plans below use the configuration on the default branch; these changes "
+                  "take effect only once merged, and deserve a careful review.", ">"]
+        for notice in loud:
+            if notice.new:
+                lines.append(f"> - **new environment `{notice.env}`**: planned against an empty "
+                             "state with the platform's new-environment plan credentials and no "
+                             "secrets" + (f" (withheld: {', '.join(notice.withheld)})"
+                                          if notice.withheld else ""))
+            if notice.refusal:
+                lines.append(f"> - `{notice.env}`: **refused once merged**: {notice.refusal}")
+            for change in notice.changes:
+                key, _, values = change.partition(": ")
+                text = f"`{key}`: {values}"  # the key in code: a secret-ish name masks nothing
+                if key.split(".", 1)[0] in _SENSITIVE_SETTINGS:
+                    text = f"**{text}**"
+                lines.append(f"> - `{notice.env}` {text}")
+        lines.append("")
+    for notice in quiet:
+        lines.append(f"_`{notice.env}` was planned without its secret variables "
+                     f"{', '.join(f'`{v}`' for v in notice.withheld)} (a pull request's plan does "
+                     "not receive them; placeholders were used, so changes that depend on them "
+                     "are not real)._")
+    return redact_text("\n".join(lines).rstrip())
 
 
 def verdict(report: EnvReport) -> Verdict:
@@ -92,16 +149,19 @@ def _why(affected: AffectedSet) -> str:
 
 def plan_comment(reports: Sequence[EnvReport], affected: AffectedSet, *, head_sha: str,
                  pr_number: int, base_ref: str, run_url: str | None = None,
-                 limit: int = 65536) -> str:
+                 limit: int = 65536, notices: Sequence[ConfigNotice] = ()) -> str:
     """The PR comment: the plans of the affected environments, at most ``limit`` characters."""
+    section = render_config_notices(notices)
     links = [f"[`{r.env}`]({r.artifact_url})" for r in reports if r.artifact_url]
     full = f"**Full plans** (Prefect artifacts): {' · '.join(links)}\n\n" if links else ""
     footer = (f"{full}{_why(affected)}\n\n"
               f"_Plans are for review: nothing is applied from a pull request. Merging into "
               f"`{base_ref}` starts the deploy, which plans again. This comment is updated on "
               f"every push._")
-    return render_pr_comment(reports, header=_header(head_sha, pr_number, base_ref, run_url),
-                             marker=MARKER, limit=limit, footer=footer)
+    header = _header(head_sha, pr_number, base_ref, run_url)
+    if section:
+        header = f"{header}\n\n{section}"
+    return render_pr_comment(reports, header=header, marker=MARKER, limit=limit, footer=footer)
 
 
 def no_environments_comment(changed_paths: Sequence[str], *, head_sha: str, pr_number: int,
@@ -119,6 +179,15 @@ def no_environments_comment(changed_paths: Sequence[str], *, head_sha: str, pr_n
     if listing:
         body += f"\n<details><summary>Changed files</summary>\n\n{listing}\n\n</details>\n"
     return redact_text(body)
+
+
+def refused_comment(why: str, *, head_sha: str, pr_number: int, base_ref: str,
+                    run_url: str | None = None) -> str:
+    """The comment when the commit itself is refused (before any environment is planned)."""
+    return redact_text(f"{MARKER}\n{_header(head_sha, pr_number, base_ref, run_url)}\n\n"
+                       f"> [!CAUTION]\n> **Not planned: this commit was refused.** {why}\n\n"
+                       "_Nothing ran: no terraform command, no provider, no credentials. Remove "
+                       "what is named above and push again._\n")
 
 
 def closed_comment(pr_number: int) -> str:

@@ -32,7 +32,20 @@ class GitopsSettings(BaseSettings):
 
     terraform_binary: str = Field(default="terraform", description="terraform or tofu")
     terraform_timeout_seconds: float = 1800.0
-    terraform_cli_config: str = Field(default="", description="TF_CLI_CONFIG_FILE for providers")
+    grant_file: str = Field(
+        default="", description="the platform grant (TOML) on the workers: what each environment "
+                                "may use; never read from the repository")
+    provider_mirror: str = Field(
+        default="", description="filesystem mirror terraform installs providers from")
+    provider_mirror_include: list[str] = Field(
+        default_factory=list, description="provider addresses the mirror serves (default: all)")
+    provider_direct: list[str] = Field(
+        default_factory=list,
+        description="provider address patterns that may be installed from their registry "
+                    "(default: none; e.g. [\"registry.terraform.io/hashicorp/aws\"])")
+    terraform_env_passthrough: list[str] = Field(
+        default_factory=list,
+        description="more names of the worker's environment terraform may see (not secrets)")
     backend_overrides: dict[str, str] = Field(
         default_factory=dict,
         description="extra -backend-config key=value pairs (the sandbox points S3 at moto)")
@@ -53,9 +66,16 @@ class GitopsSettings(BaseSettings):
 
 
 def load_settings(sandbox_env: Path | None = None) -> GitopsSettings:
-    """Settings from the environment; values from a sandbox env file fill in what is unset."""
+    """Settings from the environment; values from a sandbox env file fill in what is unset.
+
+    Every flow starts here, so this is also where the log scrubber is put on every log handler
+    (gitops.scrub): whatever a run logs is masked before Prefect ships it.
+    """
     import os
 
+    from gitops.scrub import install_log_scrubber
+
+    install_log_scrubber()
     if sandbox_env is not None and sandbox_env.is_file():
         for key, value in json.loads(sandbox_env.read_text()).items():
             os.environ.setdefault(key, value)

@@ -3,11 +3,20 @@
 python_terraform builds the command lines (its ``generate_cmd_string``); this module owns
 everything else: execution, environment, timeouts, exit codes and what they mean.
 
-* **Environment**: explicit. The inherited process environment minus every ``TF_*`` variable
-  (``TF_CLI_ARGS`` could smuggle ``-lock=false`` in), then ``TerraformSettings.env`` (credentials,
-  ``TF_CLI_CONFIG_FILE``, ``TF_VAR_*`` secrets: secrets travel in the environment, never in argv),
-  then the forced ``TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0 TF_DATA_DIR=<per env>``.
-  ``os.environ`` is never mutated.
+* **Environment**: allow-listed, never inherited. terraform and the providers it starts run code
+  the commit chose, so they get only ``TerraformSettings.passthrough`` from the worker's
+  environment (``PATH``, locale, CA bundle, proxy: no Prefect API URL or key, no tokens), then
+  ``TerraformSettings.env`` (the phase's credentials, ``TF_VAR_*`` secrets: secrets travel in the
+  environment, never in argv; any other ``TF_*`` there is dropped, ``TF_CLI_ARGS`` could smuggle
+  ``-lock=false`` in), then the forced ``TF_IN_AUTOMATION=1 CHECKPOINT_DISABLE=1 TF_INPUT=0``,
+  ``TF_DATA_DIR=<per env>``, ``HOME`` beside the data dir, and
+  ``TF_CLI_CONFIG_FILE``. ``os.environ`` is never mutated.
+* **Providers**: always installed as the CLI config says that the pipeline hands over
+  (``TerraformSettings.cli_config``, see :func:`write_cli_config`); without one, a config whose
+  only source is an empty mirror, so nothing can be installed. A CLI config with an explicit
+  ``provider_installation`` makes terraform ignore ``terraform.d/plugins`` and every other implied
+  plugin folder a repository could ship.
+* **Files**: terraform runs with umask 077, so plan files and data dirs are the owner's only.
 * **Timeouts**: on expiry terraform is *interrupted* (it stops gracefully, persists state and
   releases its lock), given ``interrupt_grace_seconds``, then its process group is killed.
   The interrupt is SIGTERM sent to terraform's own process: terraform 1.0.x runs under panicwrap,
@@ -33,6 +42,7 @@ import re
 import shlex
 import signal
 import subprocess
+import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,8 +72,10 @@ from gitops.models import (
     UnlockOutcome,
 )
 from gitops.redact import MASK, is_secret_name
+from gitops.scrub import scrub
 
 __all__ = [
+    "DEFAULT_PASSTHROUGH",
     "SENSITIVE_MASK",
     "Output",
     "TerraformRunner",
@@ -71,6 +83,7 @@ __all__ = [
     "parse_lock_info",
     "read_plan_state",
     "render_diagnostics",
+    "write_cli_config",
 ]
 
 SENSITIVE_MASK = "(sensitive)"
@@ -84,6 +97,12 @@ _LOCK_MISMATCH = "does not match existing lock"
 _NOT_LOCKED = "failed to retrieve lock info: unexpected end of JSON input"
 _LOCK_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._:-]{0,127}$")
 _FORCED_ENV = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1", "TF_INPUT": "0"}
+DEFAULT_PASSTHROUGH = (
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+)
+"""What terraform may see of the worker's own environment (names only; values are not secret)."""
+_UMASK = 0o077
 
 
 @dataclass(frozen=True)
@@ -95,11 +114,16 @@ class TerraformSettings:
     lock_timeout_seconds: int = 60
     env: Mapping[str, str] = field(default_factory=dict, repr=False, hash=False)  # secrets: no repr
     interrupt_grace_seconds: float = 60.0
+    cli_config: str | None = None
+    """The CLI config terraform reads (provider installation); None: nothing can be installed."""
+    passthrough: tuple[str, ...] = DEFAULT_PASSTHROUGH
 
     def __post_init__(self) -> None:
         # A private copy (a plain dict, so settings stay picklable): later changes to the caller's
-        # mapping do not leak in. Treat it as read-only.
-        object.__setattr__(self, "env", {str(k): str(v) for k, v in self.env.items()})
+        # mapping do not leak in. Treat it as read-only. TF_* other than TF_VAR_* is the runner's.
+        object.__setattr__(self, "env", {
+            str(k): str(v) for k, v in self.env.items()
+            if not str(k).startswith("TF_") or str(k).startswith("TF_VAR_")})
 
 
 @dataclass(frozen=True)
@@ -140,10 +164,14 @@ class _Cli(Terraform):
 
     def environment(self) -> dict[str, str]:
         """The complete environment terraform runs with (see the module docstring)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+        env = {k: os.environ[k] for k in self._settings.passthrough if k in os.environ}
         env.update(self._settings.env)
         env.update(_FORCED_ENV)
         env["TF_DATA_DIR"] = str(self._data_dir)
+        home = self._data_dir.parent / "home"
+        env["HOME"] = str(home)  # not TMPDIR: providers put unix sockets there (108-byte paths)
+        env["TF_CLI_CONFIG_FILE"] = self._settings.cli_config or str(
+            write_cli_config(home / "no-providers.tfrc", mirror=home / "no-providers"))
         return env
 
     def cmd(self, cmd: str, *args: Any, **kwargs: Any) -> _Completed:  # type: ignore[override]
@@ -176,11 +204,13 @@ def _run(argv: list[str], *, cwd: str, env: Mapping[str, str], timeout: float,
          grace: float) -> _Completed:
     """Run one terraform command; on timeout interrupt it, then kill it, and raise TerraformTimeout."""
     command = _display(argv)
-    Path(env["TF_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    for key in ("TF_DATA_DIR", "HOME"):
+        if key in env:
+            _private_dir(Path(env[key]))
     try:
         proc = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
+                                start_new_session=True, umask=_UMASK)
     except OSError as ex:
         raise TerraformError(f"cannot run {argv[0]!r}: {ex}", command=command) from ex
     try:
@@ -192,13 +222,15 @@ def _run(argv: list[str], *, cwd: str, env: Mapping[str, str], timeout: float,
         raise TerraformTimeout(
             f"{command} ran past its {timeout:g}s timeout and was {how}",
             command=command, returncode=proc.returncode,
-            stderr=_text(err).strip() or _text(out)[-4000:],  # "Interrupt received" is on stdout
+            stderr=scrub(_text(err).strip() or _text(out)[-4000:]),  # "Interrupt received": stdout
         ) from None
     except BaseException:
         # Our own caller is going away (KeyboardInterrupt, cancellation): stop terraform cleanly.
         _stop(proc, grace)
         raise
-    return _Completed(command, proc.returncode, _text(out), _text(err))
+    # stderr is what errors (and so exceptions, state messages, logs) carry: secrets the run
+    # injected are masked at the source. stdout is data (plan JSON) and is scrubbed where shown.
+    return _Completed(command, proc.returncode, _text(out), scrub(_text(err)))
 
 
 def _stop(proc: subprocess.Popen[bytes], grace: float) -> tuple[bytes, bytes, bool]:
@@ -229,6 +261,41 @@ def _text(data: bytes | str | None) -> str:
     if data is None:
         return ""
     return data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and missing parents) readable by its owner only."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def write_cli_config(path: Path, *, mirror: Path | None, include: Sequence[str] = (),
+                     direct: Sequence[str] = ()) -> Path:
+    """Write the terraform CLI config that decides where providers come from; return ``path``.
+
+    ``mirror`` is a filesystem mirror (``include``: the provider addresses it serves, default all);
+    ``direct`` lists the provider address patterns that may still be installed from their registry
+    (default none). Nothing else can be installed, and no ``dev_overrides`` exist.
+    """
+    lines = ["# Written by gitops-flows for one run: where providers may come from.",
+             "provider_installation {"]
+    if mirror is not None:
+        lines += ["  filesystem_mirror {", f"    path    = {json.dumps(str(Path(mirror)))}"]
+        if include:
+            lines.append(f"    include = {json.dumps(list(include))}")
+        lines.append("  }")
+    if direct:
+        lines += ["  direct {", f"    include = {json.dumps(list(direct))}", "  }"]
+    lines.append("}")
+    path = Path(path)
+    _private_dir(path.parent)
+    if mirror is not None and not Path(mirror).exists():
+        _private_dir(Path(mirror))
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:  # mkstemp: mode 0600, a name of its own per writer
+        handle.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 # --- pure helpers --------------------------------------------------------------------------------
@@ -387,7 +454,7 @@ class TerraformRunner:
         if not isinstance(plan_json, dict):
             raise TerraformPlanFailed("terraform show -json of the saved plan failed",
                                       command=shown.command, returncode=shown.returncode,
-                                      stderr=shown.stderr or shown.stdout[:2000])
+                                      stderr=shown.stderr or scrub(shown.stdout)[:2000])
         return RunnerPlan(
             status=PlanStatus.CHANGES if done.returncode == 2 else PlanStatus.NO_CHANGES,
             plan_file=str(out), plan_json=plan_json, state=read_plan_state(out),

@@ -6,18 +6,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops.config import Environment
+from gitops.grant import EnvironmentGrant, Phase
 from gitops.settings import GitopsSettings
 
 
 @dataclass(frozen=True)
 class EnvWorkspace:
-    """One environment at one commit, checked out under ``checkout``."""
+    """One environment at one commit, checked out under ``checkout``.
+
+    ``environment`` is the *trusted* configuration (the default branch's, bounded by ``grant``),
+    whatever commit the code in ``checkout`` is at. ``phase`` decides the credentials and secrets
+    terraform gets. ``proposed_new`` marks an environment that exists only in a pull request: it
+    is planned against an empty local state with the grant's new-environment credentials.
+    """
 
     settings: GitopsSettings
     environment: Environment
     checkout: Path
     commit: str
     run_dir: Path
+    grant: EnvironmentGrant
+    phase: Phase = Phase.DEPLOY
+    proposed_new: bool = False
 
     @property
     def name(self) -> str:

@@ -15,8 +15,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from gitops.affected import AffectedSet, affected_environments
-from gitops.config import Environment, list_environments, load_environment
-from gitops.errors import ConfigError
+from gitops.config import Environment, load_configured
 from gitops.git import SHA, GitRepository
 from gitops.settings import GitopsSettings
 
@@ -40,19 +39,6 @@ def base_revision(base_ref: str) -> str:
     if SHA.fullmatch(base_ref) or base_ref.startswith("refs/"):
         return base_ref
     return f"refs/heads/{base_ref}"
-
-
-def load_configured(checkout: Path, environments_dir: str
-                    ) -> tuple[dict[str, Environment], dict[str, str]]:
-    """The environments at ``checkout`` that load, and the errors of those that do not."""
-    loaded: dict[str, Environment] = {}
-    broken: dict[str, str] = {}
-    for name in list_environments(checkout, environments_dir):
-        try:
-            loaded[name] = load_environment(checkout, name, environments_dir)
-        except ConfigError as exc:
-            broken[name] = str(exc)
-    return loaded, broken
 
 
 @task(name="affected-environments", cache_policy=NO_CACHE)

@@ -1,11 +1,20 @@
-"""Credentials from Prefect blocks (prefect-aws AwsCredentials, Secret): never files, never Git."""
+"""Credentials from Prefect blocks (prefect-aws AwsCredentials, Secret): never files, never Git.
+
+Which blocks an environment gets is the platform grant's decision (gitops.grant), never the
+repository's: the workspace carries its environment's grant and the phase it runs in. Every value
+read here is registered with the scrubber (gitops.scrub) before it is returned, so it is masked
+wherever text leaves the run.
+"""
 
 from __future__ import annotations
 
+import secrets as _random
 from typing import Any
 
-from gitops.config import Environment
 from gitops.errors import ConfigError
+from gitops.grant import Phase
+from gitops.scrub import register_secret
+from gitops.workspace import EnvWorkspace
 
 
 def load_aws_credentials(block_name: str) -> Any:
@@ -13,10 +22,14 @@ def load_aws_credentials(block_name: str) -> Any:
     from prefect_aws import AwsCredentials
 
     try:
-        return AwsCredentials.load(block_name, _sync=True)
+        creds = AwsCredentials.load(block_name, _sync=True)
     except ValueError as exc:
         raise ConfigError(f"AwsCredentials block {block_name!r} not found: create it in the "
                           "Prefect UI (Blocks) or with prefect-aws before deploying") from exc
+    for value in aws_environment(creds).values():
+        if value not in (creds.region_name, creds.profile_name):
+            register_secret(value)
+    return creds
 
 
 def load_secret(block_name: str) -> str:
@@ -24,10 +37,12 @@ def load_secret(block_name: str) -> str:
     from prefect.blocks.system import Secret
 
     try:
-        return str(Secret.load(block_name, _sync=True).get())
+        value = str(Secret.load(block_name, _sync=True).get())
     except ValueError as exc:
         raise ConfigError(f"Secret block {block_name!r} not found: create it in the Prefect UI "
                           "(Blocks > Secret) before deploying") from exc
+    register_secret(value)
+    return value
 
 
 def aws_environment(credentials: Any) -> dict[str, str]:
@@ -46,10 +61,34 @@ def aws_environment(credentials: Any) -> dict[str, str]:
     return env
 
 
-def secret_variables(environment: Environment) -> dict[str, str]:
-    """TF_VAR_* values for the environment's secret variables, read from their Secret blocks."""
-    return {f"TF_VAR_{var}": load_secret(block)
-            for var, block in environment.secret_variables.items()}
+WITHHELD_PREFIX = "withheld-by-gitops-"
+"""Start of the placeholder a phase gets for a secret variable the grant does not give it."""
+
+
+def secret_variables(ws: EnvWorkspace) -> tuple[dict[str, str], tuple[str, ...]]:
+    """TF_VAR_* values for the workspace's phase, and the variables withheld from it.
+
+    Granted variables are read from their Secret blocks; a withheld one gets a random placeholder
+    (so terraform still plans), never the block's value. A proposed new environment gets none.
+    """
+    wanted = dict(ws.environment.secret_variables)
+    if ws.proposed_new:
+        granted, withheld = {}, tuple(sorted(wanted))
+    else:
+        split = ws.grant.secret_grant(wanted, ws.phase)
+        granted, withheld = dict(split.granted), split.withheld
+    env = {f"TF_VAR_{var}": load_secret(block) for var, block in granted.items()}
+    for var in withheld:
+        env[f"TF_VAR_{var}"] = WITHHELD_PREFIX + _random.token_hex(12)
+    return env, withheld
+
+
+def phase_credentials(ws: EnvWorkspace, *, apply: bool) -> Any:
+    """The AwsCredentials block the grant gives this workspace for a plan or an apply."""
+    if apply and ws.phase is not Phase.DEPLOY:
+        raise ConfigError(f"{ws.name}: a {ws.phase} run never applies")
+    return load_aws_credentials(ws.grant.credentials(apply=apply,
+                                                     new_environment=ws.proposed_new))
 
 
 def endpoint_url(credentials: Any) -> str | None:

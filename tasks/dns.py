@@ -15,7 +15,7 @@ from gitops.config import DnsSettings
 from gitops.errors import DnsError
 from gitops.route53 import DnsRecord, Route53Records
 from gitops.workspace import EnvWorkspace
-from tasks.credentials import load_aws_credentials
+from tasks.credentials import phase_credentials
 from tasks.retry import BACKOFF, transient_only
 
 
@@ -28,8 +28,9 @@ class DnsChange:
 
 
 def route53_records(ws: EnvWorkspace, dns: DnsSettings) -> Route53Records:
-    """Records of the environment's zone, with a client made from its AwsCredentials block."""
-    creds = load_aws_credentials(ws.environment.aws_credentials_block)
+    """Records of the environment's zone, with a client made from its apply credentials (a DNS
+    change is part of the deploy, so it runs with what the grant gives applies)."""
+    creds = phase_credentials(ws, apply=True)
     return Route53Records(creds.get_client("route53"), dns.zone)
 
 

@@ -33,6 +33,7 @@ from gitops.models import LockInfo, PlanStatus
 from gitops.settings import GitopsSettings
 from gitops.workspace import EnvWorkspace
 from tasks.credentials import load_secret
+from tasks.publish import emit, publish_table
 from tasks.retry import BACKOFF, transient_only
 from tasks.slots import slot_in_use
 from tasks.terraform import stage_plan
@@ -174,13 +175,8 @@ def event_payload(report: DriftReport, kind: NoticeKind) -> dict[str, Any]:
 @task(name="drift-event", cache_policy=NO_CACHE)
 def emit_drift_event(report: DriftReport, kind: NoticeKind) -> None:
     """Emit ``gitops.drift.detected`` (new, changed) or ``gitops.drift.resolved``."""
-    from prefect.events import emit_event
-
     name = RESOLVED_EVENT if kind is NoticeKind.RESOLVED else DETECTED_EVENT
-    emit_event(event=name,
-               resource={"prefect.resource.id": f"gitops.environment.{report.environment}",
-                         "prefect.resource.name": report.environment},
-               payload=event_payload(report, kind))
+    emit(name, report.environment, event_payload(report, kind))
 
 
 @task(name="drift-remediate", cache_policy=NO_CACHE)
@@ -213,7 +209,4 @@ def start_remediation(report: DriftReport, sha: str) -> str | None:
 @task(name="drift-table", cache_policy=NO_CACHE)
 def publish_drift_table(rows: list[dict[str, str]], commit: str) -> None:
     """The drift run's table artifact (key ``drift``)."""
-    from prefect.artifacts import create_table_artifact
-
-    create_table_artifact(table=rows, key="drift",
-                          description=f"drift check of every environment at {commit[:12]}")
+    publish_table("drift", rows, f"drift check of every environment at {commit[:12]}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops.errors import ArgoCDUnavailable, GitHubUnavailable
+from gitops.errors import ArgoCDUnavailable, ConfigError, GitHubUnavailable
 from gitops.route53 import DnsUnavailable
 
 TRANSIENT: tuple[type[BaseException], ...] = (ArgoCDUnavailable, GitHubUnavailable, DnsUnavailable,
@@ -29,3 +29,13 @@ def transient_only(task: Any, task_run: Any, state: Any) -> bool:
     except BaseException as err:  # the state may hold the exception as its own result
         exc = err
     return is_transient(exc)
+
+
+def unless_refused(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn` for git fetches: retry anything but a refusal (ConfigError:
+    an unsafe checkout is refused the same way every time)."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except BaseException as err:  # noqa: BLE001 - the state may hold the exception as its result
+        exc = err
+    return not isinstance(exc, ConfigError)

@@ -15,14 +15,22 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from gitops.errors import PolicyViolation, StalePlan, TerraformValidateFailed
+from gitops.errors import ConfigError, PolicyViolation, StalePlan, TerraformValidateFailed
+from gitops.guard import check_stack_backend
 from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
 from gitops.plan import Plan, parse_plan
 from gitops.policy import PolicyReport, check_tags
 from gitops.render import render_plan_summary
-from gitops.terraform import TerraformRunner, TerraformSettings, file_sha256
+from gitops.terraform import (
+    DEFAULT_PASSTHROUGH,
+    TerraformRunner,
+    TerraformSettings,
+    file_sha256,
+    write_cli_config,
+)
 from gitops.workspace import EnvWorkspace
-from tasks.credentials import aws_environment, load_aws_credentials, secret_variables
+from tasks.credentials import aws_environment, phase_credentials, secret_variables
+from tasks.publish import emit
 
 UNLOCK_EVENT = "gitops.lock.released"
 
@@ -46,41 +54,72 @@ class StagedPlan:
         return self.status is PlanStatus.CHANGES
 
 
-def terraform_env(ws: EnvWorkspace) -> dict[str, str]:
-    """Environment for terraform: credentials from blocks, CLI config, extra settings."""
+LOCAL_BACKEND_OVERRIDE = "zz_gitops_proposed_backend_override.tf"
+"""Written into a proposed new environment's own checkout: its plan runs against an empty local
+state, so it needs no access to any state bucket."""
+
+
+def terraform_env(ws: EnvWorkspace, *, apply: bool = False) -> dict[str, str]:
+    """Environment for terraform: the phase's credentials and secrets, extra settings."""
     env = dict(ws.settings.extra_terraform_env)
-    env.update(aws_environment(load_aws_credentials(ws.environment.aws_credentials_block)))
-    env.update(secret_variables(ws.environment))
-    if ws.settings.terraform_cli_config:
-        env["TF_CLI_CONFIG_FILE"] = ws.settings.terraform_cli_config
+    env.update(aws_environment(phase_credentials(ws, apply=apply)))
+    secrets_env, _withheld = secret_variables(ws)
+    env.update(secrets_env)
     return env
 
 
-def make_runner(ws: EnvWorkspace) -> TerraformRunner:
+def cli_config(ws: EnvWorkspace) -> str:
+    """The CLI config of this workspace's runs: providers only from the platform's sources."""
+    s = ws.settings
+    return str(write_cli_config(ws.env_dir / "terraform.rc",
+                                mirror=Path(s.provider_mirror) if s.provider_mirror else None,
+                                include=s.provider_mirror_include, direct=s.provider_direct))
+
+
+def make_runner(ws: EnvWorkspace, *, apply: bool = False) -> TerraformRunner:
     """A runner for the workspace's stack, its var file and its own data dir."""
     settings = TerraformSettings(
         binary=ws.settings.terraform_binary,
         timeout_seconds=ws.settings.terraform_timeout_seconds,
         lock_timeout_seconds=ws.environment.lock_timeout_seconds,
-        env=terraform_env(ws),
+        env=terraform_env(ws, apply=apply),
+        cli_config=cli_config(ws),
+        passthrough=(*DEFAULT_PASSTHROUGH, *ws.settings.terraform_env_passthrough),
     )
-    ws.env_dir.mkdir(parents=True, exist_ok=True)
     return TerraformRunner(ws.stack_dir, settings=settings, data_dir=ws.data_dir,
                            var_files=[ws.var_file])
 
 
-def init_runner(ws: EnvWorkspace) -> TerraformRunner:
+def backend_config(ws: EnvWorkspace) -> dict[str, str]:
+    """The ``-backend-config`` pairs of the workspace: the trusted backend, checked against the
+    grant, then the platform's overrides (the sandbox's endpoint)."""
+    if ws.proposed_new:
+        return {"path": str(ws.env_dir / "proposed.tfstate")}
+    backend = ws.environment.backend
+    if backend is None:
+        raise ConfigError(f"{ws.name}: no backend configuration")
+    ws.grant.check_backend(backend.bucket, backend.key, backend.dynamodb_table)
+    return {**backend.as_backend_config(), **ws.settings.backend_overrides}
+
+
+def init_runner(ws: EnvWorkspace, *, apply: bool = False) -> TerraformRunner:
     """A runner whose backend is initialised for the workspace's environment.
 
-    `terraform init` runs once per workspace (one checkout, one data dir): the validate, plan and
-    apply stages of a run share it.
+    The stack's own backend block is checked first (gitops.guard). `terraform init` runs once
+    per workspace (one checkout, one data dir): the validate, plan and apply stages share it.
     """
-    runner = make_runner(ws)
     marker = ws.data_dir / ".gitops-initialised"
     if not marker.exists():
-        runner.init(ws.backend_file, ws.settings.backend_overrides)
+        check_stack_backend(ws.stack_dir, ws.environment.stack)
+        pairs = backend_config(ws)
+        if ws.proposed_new:
+            (ws.stack_dir / LOCAL_BACKEND_OVERRIDE).write_text(
+                'terraform {\n  backend "local" {}\n}\n')
+        runner = make_runner(ws, apply=apply)
+        runner.init(backend_overrides=pairs)
         marker.touch()
-    return runner
+        return runner
+    return make_runner(ws, apply=apply)
 
 
 @task(name="validate", cache_policy=NO_CACHE)
@@ -158,7 +197,7 @@ def verify_fingerprint(ws: EnvWorkspace, staged: StagedPlan) -> None:
 def apply_staged_plan(ws: EnvWorkspace, staged: StagedPlan) -> ApplyResult:
     """Apply exactly the saved, approved plan file. Never retried."""
     logger = get_run_logger()
-    runner = init_runner(ws)
+    runner = init_runner(ws, apply=True)
     verify_fingerprint(ws, staged)
     result = runner.apply(Path(staged.plan_file))
     logger.info("%s: applied %s; state serial %s", ws.name, staged.fingerprint.short,
@@ -172,18 +211,13 @@ def release_state_lock(ws: EnvWorkspace, lock_id: str, by: str, reason: str) -> 
 
     Terraform refuses any other ID than the held lock's (LockMismatch names the holder).
     """
-    from prefect.events import emit_event
-
     logger = get_run_logger()
     outcome = init_runner(ws).force_unlock(lock_id)
     if outcome is UnlockOutcome.NOT_LOCKED:
         logger.info("%s: the state is not locked; nothing to release", ws.name)
         return outcome
     logger.warning("%s: state lock %s released by %s: %s", ws.name, lock_id, by, reason)
-    emit_event(event=UNLOCK_EVENT,
-               resource={"prefect.resource.id": f"gitops.environment.{ws.name}",
-                         "prefect.resource.name": ws.name},
-               payload={"lock_id": lock_id, "by": by, "reason": reason})
+    emit(UNLOCK_EVENT, ws.name, {"lock_id": lock_id, "by": by, "reason": reason})
     return outcome
 
 

@@ -180,7 +180,7 @@ def test_cli_config_mirrors_only_the_gitops_namespace(tmp_path: Path) -> None:
 
     assert f'path    = "{(tmp_path / "mirror").resolve()}"' in config
     assert 'include = ["registry.terraform.io/gitops/*"]' in config
-    assert 'exclude = ["registry.terraform.io/gitops/*"]' in config
+    assert "direct" not in config  # nothing else can be installed
 
 
 def test_merge_tags_lets_the_resource_win() -> None:

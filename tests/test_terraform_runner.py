@@ -28,7 +28,13 @@ from gitops.errors import (
     TerraformValidateFailed,
 )
 from gitops.models import LockInfo, PlanStatus, StateIdentity, UnlockOutcome
-from deployments.sandbox.aws import MotoServer, StateBackend, sandbox_client
+from deployments.sandbox.aws import (
+    SANDBOX_ACCESS_KEY,
+    SANDBOX_SECRET_KEY,
+    MotoServer,
+    StateBackend,
+    sandbox_client,
+)
 from gitops.terraform import (
     SENSITIVE_MASK,
     Output,
@@ -113,10 +119,17 @@ def test_sensitive_output_is_masked_and_not_in_its_repr() -> None:
 
 # --- the real binary: fmt and validate (no backend) -----------------------------------------------
 
+# terraform sees nothing of this process's environment but PATH and the like: the credentials
+# for moto are handed over as the pipeline hands over a phase's credentials.
+AWS_ENV = {"AWS_ACCESS_KEY_ID": SANDBOX_ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SANDBOX_SECRET_KEY,
+           "AWS_DEFAULT_REGION": "us-east-1"}
+
+
 def _settings(**overrides: object) -> TerraformSettings:
     defaults: dict[str, object] = {"binary": TERRAFORM, "timeout_seconds": 60,
                                    "lock_timeout_seconds": 1}
     defaults.update(overrides)
+    defaults["env"] = {**AWS_ENV, **dict(overrides.get("env", {}))}  # type: ignore[call-overload]
     return TerraformSettings(**defaults)  # type: ignore[arg-type]
 
 
@@ -372,3 +385,29 @@ def test_init_failure_masks_secret_backend_values(tmp_path: Path, state_backend:
     assert "not_a_backend_option" in str(caught.value)
     assert "-backend-config=secret_key=(redacted)" in caught.value.command
     assert SECRET not in caught.value.command and SECRET not in str(caught.value)
+
+
+@pytest.mark.slow  # real terraform
+def test_terraform_sees_an_allow_listed_environment_and_providers_only_from_its_cli_config(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a plan can read of its own process: /proc/self/environ holds no worker variable."""
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:1/api")
+    monkeypatch.setenv("WORKER_ONLY_TOKEN", "planted-worker-value-9f3a")
+    monkeypatch.setenv("TF_CLI_ARGS", "-lock=false")
+    work = tmp_path / "stack"
+    work.mkdir()
+    (work / "main.tf").write_text('output "environ" {\n  value = file("/proc/self/environ")\n}\n')
+    settings = _settings(env={"TF_VAR_x": "granted-value", "TF_CLI_CONFIG_FILE": "/etc/evil.rc"})
+    runner = TerraformRunner(work, settings=settings, data_dir=tmp_path / "env" / "data")
+    runner.init()
+    plan = runner.plan(tmp_path / "env" / "plan.tfplan")
+    environ = plan.plan_json["planned_values"]["outputs"]["environ"]["value"]
+    names = {item.split("=", 1)[0] for item in environ.split("\0") if item}
+    assert "PREFECT_API_URL" not in names and "WORKER_ONLY_TOKEN" not in names
+    assert "TF_CLI_ARGS" not in names and "planted-worker-value" not in environ
+    assert {"TF_DATA_DIR", "TF_CLI_CONFIG_FILE", "HOME", "AWS_ACCESS_KEY_ID"} <= names
+    assert "/etc/evil.rc" not in environ  # the runner's CLI config, not one a caller smuggles
+    # Files the runner leaves are its owner's only.
+    for path in (tmp_path / "env" / "data", tmp_path / "env" / "home"):
+        assert path.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "env" / "plan.tfplan").stat().st_mode & 0o077 == 0

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gitops.errors import SandboxError
+from deployments.sandbox.provider_install import MIRRORED_NAMESPACE
 from deployments.sandbox.aws import (
     LOOPBACK,
     StateBackend,
@@ -40,6 +41,8 @@ from deployments.sandbox.aws import (
 
 SANDBOX_BACKEND = StateBackend(bucket="gitops-tfstate", lock_table="gitops-tflocks")
 SANDBOX_ZONE = "sandbox.internal"
+SANDBOX_GRANT = Path(__file__).with_name("grant.toml")
+"""The platform grant of the sandbox's environments (a file beside this one, not in the infra repo)."""
 SERVICES = ("moto", "argocd", "github", "prefect")
 
 
@@ -268,7 +271,9 @@ class Sandbox:
             "GITOPS_REPOSITORY": "acme/infrastructure",
             "GITOPS_WORKDIR": str(self.workdir),
             "GITOPS_TERRAFORM_BINARY": str(Path(sys.executable).with_name("terraform")),
-            "GITOPS_TERRAFORM_CLI_CONFIG": str(self.cli_config),
+            "GITOPS_PROVIDER_MIRROR": str(self.mirror_dir),
+            "GITOPS_PROVIDER_MIRROR_INCLUDE": json.dumps([MIRRORED_NAMESPACE]),
+            "GITOPS_GRANT_FILE": str(SANDBOX_GRANT),
             "GITOPS_BACKEND_OVERRIDES": json.dumps(backend_overrides(moto)),
             "GITOPS_EXTRA_TERRAFORM_ENV": json.dumps({"SANDBOX_CLOUD_DIR": str(self.cloud_dir)}),
         }

@@ -71,27 +71,14 @@ def install_provider(mirror_dir: Path, python: str = sys.executable) -> Path:
 
 
 def write_cli_config(path: Path, mirror_dir: Path) -> Path:
-    """Write a Terraform CLI config installing ``gitops/*`` providers from `mirror_dir`.
+    """Write a Terraform CLI config installing ``gitops/*`` providers from `mirror_dir` only.
 
-    Point Terraform at it with ``TF_CLI_CONFIG_FILE=<path>``. Other providers are installed
-    directly from their registries as usual.
+    Point Terraform at it with ``TF_CLI_CONFIG_FILE=<path>`` (the pipeline writes its own per run,
+    from ``GITOPS_PROVIDER_MIRROR``; this one is for the tests and for running terraform by hand).
     """
-    mirror = json.dumps(str(Path(mirror_dir).resolve()))
-    namespace = json.dumps(MIRRORED_NAMESPACE)
-    text = (
-        "# Terraform CLI config written by gitops-flows: use with TF_CLI_CONFIG_FILE.\n"
-        "provider_installation {\n"
-        "  filesystem_mirror {\n"
-        f"    path    = {mirror}\n"
-        f"    include = [{namespace}]\n"
-        "  }\n"
-        "  direct {\n"
-        f"    exclude = [{namespace}]\n"
-        "  }\n"
-        "}\n"
-    )
-    _write_atomically(Path(path), text)
-    return Path(path)
+    from gitops.terraform import write_cli_config as write
+
+    return write(Path(path), mirror=Path(mirror_dir).resolve(), include=[MIRRORED_NAMESPACE])
 
 
 def _write_atomically(path: Path, text: str) -> None:
