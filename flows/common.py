@@ -33,12 +33,60 @@ def flow_run_id() -> str:
 
 
 def run_dir(settings: GitopsSettings) -> Path:
-    """This run's work directory (its checkouts and plan files), readable by its owner only."""
+    """This run's work directory (its checkouts and plan files), readable by its owner only.
+
+    The first call of a run also removes what finished runs left behind (a run that crashed
+    never ran its state hooks).
+    """
     path = Path(settings.workdir) / "runs" / flow_run_id()
+    if not path.exists():
+        sweep_finished_run_files(settings)
     for folder in (Path(settings.workdir), path.parent, path):
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.chmod(0o700)
     return path
+
+
+def sweep_finished_run_files(settings: GitopsSettings) -> list[str]:
+    """Delete the work directories of runs that are over (or unknown to Prefect); return their ids.
+
+    A paused or suspended run keeps its directory: it holds the plan waiting for approval.
+    """
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    runs = Path(settings.workdir) / "runs"
+    if settings.keep_run_files or not runs.is_dir():
+        return []
+    me = flow_run_id()
+    ids: dict[str, uuid.UUID] = {}
+    for entry in runs.iterdir():
+        try:
+            ids[entry.name] = uuid.UUID(entry.name)
+        except ValueError:
+            continue
+    ids.pop(me, None)
+    if not ids:
+        return []
+    try:
+        with get_client(sync_client=True) as client:
+            found = {str(r.id): r for r in client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(ids.values()))))}
+    except Exception as exc:  # noqa: BLE001 - a sweep must never fail the run that does it
+        get_run_logger().warning("could not check the runs whose files are left: %s", exc)
+        return []
+    swept = []
+    for name in ids:
+        run = found.get(name)
+        if run is None or (run.state is not None and run.state.is_final()):
+            discard_run_files_of(settings, name)
+            swept.append(name)
+    if swept:
+        get_run_logger().info("removed the files of %d finished run(s): %s", len(swept),
+                              ", ".join(swept))
+    return swept
 
 
 def discard_run_files_of(settings: GitopsSettings, flow_run_id_: Any) -> None:
@@ -110,14 +158,27 @@ def workspace(settings: GitopsSettings, env: Environment, checkout: Path, sha: s
 def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, label: str = "checkout",
                    repo_url: str | None = None,
                    phase: Phase = Phase.DEPLOY) -> tuple[EnvWorkspace, Commit]:
-    """Check out ``ref``'s code; the environment's configuration is the default branch's."""
-    from gitops.config import check_environment_name
+    """Check out ``ref``'s code; the environment's rules are the default branch's.
+
+    The commit's own settings for its code (stack, var file, DNS, Argo CD) are used when its
+    configuration loads; a commit whose configuration does not (an older layout) is run with the
+    default branch's configuration whole, and the log says so.
+    """
+    from gitops.config import check_environment_name, load_environment, with_trusted_rules
 
     check_environment_name(environment)
     base = run_dir(settings)
     commit = checkout_commit(repo_url or settings.repository_url, Path(settings.workdir), ref,
                              base / label)
-    env = trusted_environment(settings, environment, base, code=base / label, code_sha=commit.sha)
+    trusted = trusted_environment(settings, environment, base, code=base / label,
+                                  code_sha=commit.sha)
+    try:
+        env = with_trusted_rules(
+            load_environment(base / label, environment, settings.environments_dir), trusted)
+    except ConfigError as exc:
+        get_run_logger().warning("%s: its configuration at %s does not load (%s); using the "
+                                 "default branch's", environment, commit.sha[:12], exc)
+        env = trusted
     return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase), commit
 
 
@@ -157,10 +218,12 @@ def run_url(settings: GitopsSettings) -> str | None:
     return f"{settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id()}"
 
 
-def approval_description(ws: EnvWorkspace, staged: StagedPlan, commit: Commit) -> str:
+def approval_description(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
+                         why: str = "") -> str:
     """Markdown shown above the approval form in the Prefect UI."""
     return (
         f"## Approve the {ws.name} deploy?\n\n"
+        + (f"**Approval is needed because {why}.**\n\n" if why else "") +
         f"Commit `{commit.sha[:12]}` by {commit.author_name}: {commit.subject}\n\n"
         f"{staged.summary}\n\n"
         f"Approving applies **exactly** this plan (fingerprint `{staged.fingerprint.short}`); "
@@ -168,12 +231,16 @@ def approval_description(ws: EnvWorkspace, staged: StagedPlan, commit: Commit) -
     )
 
 
-def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit) -> ApprovalDecision:
-    """Pause the run with the approval form; judge the answer against the environment's rule."""
+def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
+                     why: str = "") -> ApprovalDecision:
+    """Pause the run with the approval form; judge the answer against the environment's rule.
+
+    ``why`` says what makes an approval necessary beyond the rule (a state backend that moves).
+    """
     logger = get_run_logger()
     rule = ws.environment.approval
-    form = ApprovalInput.with_initial_data(description=approval_description(ws, staged, commit),
-                                           approve=False)
+    form = ApprovalInput.with_initial_data(
+        description=approval_description(ws, staged, commit, why), approve=False)
     logger.info("%s: waiting up to %ss for approval of plan %s. Answer the form in the Prefect "
                 "UI%s, or run: gitops-flows approvals (shows the plan), then gitops-flows approve "
                 "%s --as <name> [--reject] (or the run ID %s)", ws.name, rule.timeout_seconds,

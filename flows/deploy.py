@@ -29,7 +29,7 @@ from tasks.slots import environment_slot
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
 from tasks.publish import publish_markdown
-from tasks.records import last_good_commit, record_last_good
+from tasks.records import last_good_backend, last_good_commit, record_last_good
 from tasks.terraform import (
     StagedPlan,
     apply_staged_plan,
@@ -93,11 +93,17 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
     staged = plan_and_check(ws)
     approver = ""
 
+    backend = ws.environment.backend.address if ws.environment.backend else None
+    previous_backend = last_good_backend(environment)
+    moved = (f"the state moves from {previous_backend} to {backend}"
+             if previous_backend and backend and previous_backend != backend else "")
+    if moved:
+        logger.warning("%s: %s: this deploy needs the environment's approval", environment, moved)
     if staged.has_changes:
         for attempt in range(MAX_REPLANS + 1):
-            if ws.environment.approval.required:
+            if ws.environment.approval.required or moved:
                 try:
-                    decision = request_approval(ws, staged, commit)
+                    decision = request_approval(ws, staged, commit, why=moved)
                 except ApprovalTimedOut as exc:
                     # Prefect's pause expiry already failed the run ("paused and never
                     # resumed"); the log line says what it means here.
@@ -138,7 +144,7 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
     except GitopsError as exc:
         return fail_and_roll_back(ws, commit.sha, f"{type(exc).__name__}: {exc}", dns_change)
 
-    record_last_good(environment, commit.sha, flow_run_id())
+    record_last_good(environment, commit.sha, flow_run_id(), backend)
     outcome = "deployed" if staged.has_changes else "no-changes"
     report = DeployReport(
         environment, commit.sha, outcome, applied=staged.has_changes, approver=approver,

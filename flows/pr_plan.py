@@ -26,7 +26,7 @@ from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from gitops.config import config_changes
+from gitops.config import config_changes, with_trusted_rules
 from gitops.errors import ConfigError, UnsafeCheckout
 from gitops.grant import Phase
 from gitops.models import PlanStatus
@@ -187,8 +187,8 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
         proposed = change.environments[name]
         try:
             if name in trusted:
-                ws = workspace(settings, trusted[name], base / "head", sha, base / "pr-envs",
-                               Phase.PROPOSED)
+                ws = workspace(settings, with_trusted_rules(proposed, trusted[name]),
+                               base / "head", sha, base / "pr-envs", Phase.PROPOSED)
                 notices[name] = ConfigNotice(name, changes=tuple(
                     config_changes(trusted[name], proposed)),
                     withheld=ws.grant.secret_grant(

@@ -25,7 +25,7 @@ from flows.common import (
 from tasks.slots import environment_slot
 from tasks.argocd import rollback_application
 from tasks.dns import DnsChange, point_dns, record_value, restore_dns
-from tasks.records import previous_good_commit, record_last_good
+from tasks.records import last_good_backend, previous_good_commit, record_last_good
 from tasks.terraform import apply_staged_plan, plan_stack, read_outputs, validate_stack
 
 
@@ -107,5 +107,5 @@ def rollback(environment: str, to: str | None = None) -> list[str]:
         if target is not None:
             target = GitRepository(settings.repository_url, Path(settings.workdir)).resolve(target)
         done = rollback_environment(environment, target, reason="manual rollback")
-        record_last_good(environment, target, flow_run_id())
+        record_last_good(environment, target, flow_run_id(), last_good_backend(environment))
         return done

@@ -231,6 +231,18 @@ def load_environment(repo_root: Path, name: str,
     return env.model_copy(update={"backend": parse_backend_file(repo_root, env.backend_config)})
 
 
+RULE_FIELDS = ("backend_config", "backend", "secret_variables", "approval", "lock_timeout_seconds",
+               "remediate")
+"""The settings that are rules, not code: always taken from the default branch head (the trusted
+configuration), whatever commit is planned or deployed. The others (stack, var file, DNS, Argo CD)
+describe the code and come with the commit."""
+
+
+def with_trusted_rules(env: Environment, trusted: Environment) -> Environment:
+    """``env`` (as a commit configures it) with every rule replaced by ``trusted``'s."""
+    return env.model_copy(update={field: getattr(trusted, field) for field in RULE_FIELDS})
+
+
 def config_changes(trusted: Environment, proposed: Environment) -> list[str]:
     """What ``proposed`` changes in an environment's configuration, one line per setting."""
     before, after = _flat(trusted.model_dump(mode="json")), _flat(proposed.model_dump(mode="json"))

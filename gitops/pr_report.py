@@ -72,7 +72,9 @@ class ConfigNotice:
         return bool(self.changes or self.new or self.refusal)
 
 
-_SENSITIVE_SETTINGS = ("backend", "backend_config", "approval", "secret_variables", "stack")
+_SENSITIVE_SETTINGS = ("backend", "backend_config", "approval", "secret_variables",
+                       "lock_timeout_seconds", "remediate")
+"""The rules (gitops.config.RULE_FIELDS): their changes are shown in bold."""
 
 
 def render_config_notices(notices: Sequence[ConfigNotice]) -> str:
@@ -82,8 +84,9 @@ def render_config_notices(notices: Sequence[ConfigNotice]) -> str:
     lines: list[str] = []
     if loud:
         lines += ["> [!WARNING]", "> **This pull request changes how environments are run.** "
-                  "The plans below use the configuration on the default branch; these changes "
-                  "take effect only once merged, and deserve a careful review.", ">"]
+                  "The plans below use the rules on the default branch (in bold: backend, "
+                  "secrets, approval); these take effect only once merged, and deserve a careful "
+                  "review.", ">"]
         for notice in loud:
             if notice.new:
                 lines.append(f"> - **new environment `{notice.env}`**: planned against an empty "

@@ -34,6 +34,13 @@ def last_good_commit(environment: str) -> str | None:
     return history[-1] if history else None
 
 
+def last_good_backend(environment: str) -> str | None:
+    """The state (``s3://bucket/key``) the last good deploy wrote, if it was recorded."""
+    value = Variable.get(_name(environment), default=None, _sync=True)
+    backend = value.get("backend") if isinstance(value, dict) else None
+    return backend if isinstance(backend, str) and backend else None
+
+
 def previous_good_commit(environment: str) -> str | None:
     """The good commit before the one deployed now: where a manual rollback goes by default."""
     history = good_commits(environment)
@@ -43,11 +50,12 @@ def previous_good_commit(environment: str) -> str | None:
 
 
 @task(name="record-last-good", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def record_last_good(environment: str, sha: str, flow_run_id: str) -> None:
-    """Remember ``sha`` as the environment's last good commit."""
+def record_last_good(environment: str, sha: str, flow_run_id: str,
+                     backend: str | None = None) -> None:
+    """Remember ``sha`` as the environment's last good commit (and the state it wrote)."""
     history = [s for s in good_commits(environment) if s != sha] + [sha]
-    Variable.set(_name(environment),
-                 {"sha": sha, "flow_run_id": flow_run_id,
-                  "deployed_at": datetime.now(timezone.utc).isoformat(),
-                  "history": history[-HISTORY:]},
-                 overwrite=True, _sync=True)
+    value = {"sha": sha, "flow_run_id": flow_run_id,
+             "deployed_at": datetime.now(timezone.utc).isoformat(), "history": history[-HISTORY:]}
+    if backend:
+        value["backend"] = backend
+    Variable.set(_name(environment), value, overwrite=True, _sync=True)

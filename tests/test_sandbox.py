@@ -35,7 +35,7 @@ def test_up_is_idempotent_status_tells_and_down_stops_only_its_own(tmp_path: Pat
         tokens = SandboxState.load(box.state_file).tokens
         assert not any(t in box.env_file.read_text() for t in tokens.values())
         assert stat.S_IMODE(os.stat(box.state_file).st_mode) == 0o600
-        assert (Path(env["GITOPS_TERRAFORM_CLI_CONFIG"])).is_file()
+        assert Path(env["GITOPS_GRANT_FILE"]).is_file() and Path(env["GITOPS_PROVIDER_MIRROR"]).is_dir()
         assert env["GITOPS_REPOSITORY_URL"].startswith("file://")
     finally:
         stopped = box.down()
