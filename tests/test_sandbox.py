@@ -29,7 +29,8 @@ def test_up_is_idempotent_status_tells_and_down_stops_only_its_own(tmp_path: Pat
         assert again.tokens == first.tokens  # the same moto, the same IAM keys
         moto = again.services["moto"].url
         for block in iam.sandbox_blocks():
-            assert iam.caller_arn(moto, box.aws_key(block)).endswith(f":user/{iam.user_name(block)}")
+            arn = iam.caller_arn(moto, box.aws_key(block))
+            assert arn.endswith(f":user/{iam.user_name(block)}")
         assert box.aws_client("s3").list_objects_v2(Bucket="gitops-tfstate")["KeyCount"] == 0
 
         rows = {name: (status, url) for name, status, url in box.status()}

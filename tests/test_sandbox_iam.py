@@ -143,7 +143,8 @@ def test_plan_user_reads_its_state_and_takes_the_lock_but_may_not_write_its_stat
     # the lock, as terraform's S3 backend takes and releases it during a plan
     assert dynamodb.describe_table(TableName=TABLE)["Table"]["TableName"] == TABLE
     item = lock_item(env)
-    dynamodb.put_item(TableName=TABLE, Item=item, ConditionExpression="attribute_not_exists(LockID)")
+    dynamodb.put_item(TableName=TABLE, Item=item,
+                      ConditionExpression="attribute_not_exists(LockID)")
     held = dynamodb.get_item(TableName=TABLE, Key={"LockID": item["LockID"]}, ConsistentRead=True)
     assert held["Item"]["Info"] == item["Info"]
     dynamodb.delete_item(TableName=TABLE, Key={"LockID": item["LockID"]})

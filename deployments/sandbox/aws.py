@@ -3,10 +3,11 @@
 The moto server is a real HTTP server (S3, DynamoDB, Route53) bound to 127.0.0.1 only. The same
 boto3 calls that set up a real account's state bucket set up the sandbox's.
 
-A moto server started with ``iam_bootstrap_requests=N`` enforces IAM: it answers the first N
-requests unauthenticated (``deployments.sandbox.iam`` spends them creating the admin user), then
-checks every request's signature and the signing user's policies. Such a server runs through
-``moto_iam_server.py`` (moto plus one fix to its signature check, see there).
+The sandbox's moto (``moto_command(..., enforce_iam=True)`` with ``moto_environment(N)``)
+enforces IAM: it answers the first N requests unauthenticated (``deployments.sandbox.iam`` spends
+them creating the admin user), then checks every request's signature and the signing user's
+policies. It runs through ``moto_iam_server.py`` (moto plus one fix to its signature check). The
+tests' generic `MotoServer` does not enforce IAM.
 """
 
 from __future__ import annotations
@@ -94,15 +95,12 @@ def _moto_command() -> list[str]:
 
 @dataclass
 class MotoServer:
-    """A moto server process on loopback; `start()` returns once it answers.
-
-    ``iam_bootstrap_requests``: None, any credentials pass; N, IAM is enforced after N requests.
-    """
+    """A moto server process on loopback (any credentials pass); `start()` returns once it
+    answers."""
 
     port: int = 0
     log_path: Path | None = None
     process: subprocess.Popen | None = None
-    iam_bootstrap_requests: int | None = None
 
     @property
     def endpoint(self) -> str:
@@ -114,10 +112,9 @@ class MotoServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                moto_command(LOOPBACK, self.port,
-                             enforce_iam=self.iam_bootstrap_requests is not None),
+                moto_command(LOOPBACK, self.port),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=moto_environment(self.iam_bootstrap_requests), start_new_session=True,
+                env=moto_environment(None), start_new_session=True,
             )
         finally:
             if log is not subprocess.DEVNULL:

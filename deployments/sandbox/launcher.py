@@ -28,7 +28,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
 from typing import Any
 
 from gitops.errors import SandboxError
@@ -217,7 +216,7 @@ class Sandbox:
         moto = state.services["moto"].url
         admin = self._admin_key(state)
         if admin is None:
-            raise SandboxError("the sandbox's moto has no admin key recorded: run `down`, then `up`")
+            raise SandboxError("no admin key recorded for the sandbox's moto: run `down`, `up`")
         ensure_state_backend(sandbox_client("s3", moto, admin),
                              sandbox_client("dynamodb", moto, admin), SANDBOX_BACKEND)
         zone_id = ensure_hosted_zone(sandbox_client("route53", moto, admin), SANDBOX_ZONE)
