@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import os
 
-from deployments.sandbox.aws import SANDBOX_ACCESS_KEY, SANDBOX_REGION, SANDBOX_SECRET_KEY
+from gitops.errors import SandboxError
+from deployments.sandbox import iam
+from deployments.sandbox.aws import SANDBOX_REGION
 
-AWS_BLOCK = "gitops-aws"
+#: The admin's block: the sandbox's own tooling. Every block and what its user may do:
+#: ``deployments/sandbox/iam.py``.
+AWS_BLOCK = iam.ADMIN_BLOCK
 SECRET_BLOCKS = {
     "argocd": "gitops-argocd-token",
     "github": "gitops-github-token",
     "webhook": "gitops-webhook-secret",
 }
-SANDBOX_ENVIRONMENTS = ("dev", "staging", "prod")
+SANDBOX_ENVIRONMENTS = iam.ENVIRONMENTS
 
 
 def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
                             tokens: dict[str, str]) -> None:
-    """Save the sandbox's AwsCredentials (endpoint = moto) and Secret blocks.
+    """Save the sandbox's AwsCredentials blocks (endpoint = moto; one per IAM user, with the
+    user's key from ``tokens``) and its Secret blocks.
 
     On ``api_url`` when given, else on the Prefect API of the current settings context.
     """
@@ -27,12 +32,16 @@ def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
     from prefect_aws import AwsCredentials
     from prefect_aws.client_parameters import AwsClientParameters
 
-    AwsCredentials(
-        aws_access_key_id=SANDBOX_ACCESS_KEY,
-        aws_secret_access_key=SANDBOX_SECRET_KEY,
-        region_name=SANDBOX_REGION,
-        aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
-    ).save(AWS_BLOCK, overwrite=True)
+    for block in iam.sandbox_blocks(SANDBOX_ENVIRONMENTS):
+        key = iam.key_from_tokens(tokens, block)
+        if key is None:
+            raise SandboxError(f"no access key for block {block!r} in the sandbox's tokens")
+        AwsCredentials(
+            aws_access_key_id=key.access_key_id,
+            aws_secret_access_key=key.secret_access_key,
+            region_name=SANDBOX_REGION,
+            aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
+        ).save(block, overwrite=True)
     for key, block in SECRET_BLOCKS.items():
         Secret(value=tokens[key]).save(block, overwrite=True)
     for env in SANDBOX_ENVIRONMENTS:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import httpx
 
-from deployments.sandbox.aws import sandbox_client
+from deployments.sandbox.launcher import Sandbox
 from gitops.settings import load_settings
 
 
@@ -25,12 +26,9 @@ def run_demo() -> int:
     print(f"   DNS         {report.dns or '-'}")
     print(f"   Argo CD     {report.argocd or '-'}")
 
-    moto = os.environ.get("GITOPS_BACKEND_OVERRIDES", "")
-    if moto:
-        import json
-
-        endpoint = json.loads(moto)["endpoint"]
-        s3 = sandbox_client("s3", endpoint)
+    if os.environ.get("GITOPS_BACKEND_OVERRIDES"):
+        sandbox_dir = os.environ.get("GITOPS_SANDBOX_DIR")
+        s3 = Sandbox(Path(sandbox_dir) if sandbox_dir else None).aws_client("s3")  # the admin
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="gitops-tfstate").get("Contents", [])]
         print(f"   state       s3://gitops-tfstate/ {', '.join(keys)}")
     ui = settings.prefect_ui_url

@@ -11,6 +11,15 @@ from gitops.git import commit_all, run_git, seed_repository
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def current_sandbox():  # noqa: ANN201 - deployments.sandbox.launcher.Sandbox
+    """The sandbox the settings point at (GITOPS_WORKDIR is ``<sandbox root>/work``)."""
+    import os
+
+    from deployments.sandbox.launcher import Sandbox
+
+    return Sandbox(Path(os.environ["GITOPS_WORKDIR"]).parent)
+
+
 class InfraRepo:
     """Clone of ``url`` at ``path``; edit files, then `push` to get a commit SHA on main."""
 
@@ -39,7 +48,8 @@ class InfraRepo:
         return run_git(["remote", "get-url", "origin"], cwd=self.path).strip()
 
     def add_environment(self, name: str, *, like: str = "staging", approval: bool = False,
-                        approval_timeout: int = 600, extra_toml: str = "") -> None:
+                        approval_timeout: int = 600, extra_toml: str = "",
+                        provision: bool = True) -> None:
         """A new environment = one new folder (+ its Argo CD overlay), as a team would add it."""
         src = self.path / "terraform" / "environments" / like
         dst = self.path / "terraform" / "environments" / name
@@ -52,10 +62,13 @@ class InfraRepo:
             "required = false",
             f"required = {str(approval).lower()}\ntimeout_seconds = {approval_timeout}")
         toml.write_text(text + extra_toml)
-        # Its database password lives in a Secret block, as every secret does.
+        # Its database password lives in a Secret block, as every secret does, and the platform
+        # gives it a plan and an apply user of its own (the grant names their blocks).
         from prefect.blocks.system import Secret
 
         Secret(value=f"test-db-password-{name}").save(f"gitops-db-password-{name}", overwrite=True)
+        if provision:
+            current_sandbox().provision_environment(name)
         overlay = self.path / "overlays" / name
         shutil.copytree(self.path / "overlays" / like, overlay)
         for file in overlay.iterdir():

@@ -13,7 +13,6 @@ import httpx
 import pytest
 
 from deployments.sandbox.launcher import SandboxState
-from deployments.sandbox.aws import sandbox_client
 from tests.infra_repo import InfraRepo
 
 pytestmark = pytest.mark.slow
@@ -35,12 +34,8 @@ def argocd(sandbox: Any) -> httpx.Client:
         yield client
 
 
-def moto_url(sandbox: Any) -> str:
-    return SandboxState.load(sandbox.state_file).services["moto"].url
-
-
 def dns_value(sandbox: Any, record: str) -> str | None:
-    r53 = sandbox_client("route53", moto_url(sandbox))
+    r53 = sandbox.aws_client("route53")  # as the sandbox admin
     zone = r53.list_hosted_zones_by_name(DNSName="sandbox.internal.")["HostedZones"][0]["Id"]
     for rr in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]:
         if rr["Name"] == record + ".":
@@ -56,7 +51,7 @@ def argo_app(argocd: httpx.Client, sandbox: Any, name: str) -> dict:
 
 
 def state_versions(sandbox: Any, env: str) -> int:
-    s3 = sandbox_client("s3", moto_url(sandbox))
+    s3 = sandbox.aws_client("s3")
     versions = s3.list_object_versions(Bucket="gitops-tfstate",
                                        Prefix=f"expense/{env}/terraform.tfstate")
     return len(versions.get("Versions", []))

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from deployments.sandbox.launcher import SANDBOX_BACKEND, SandboxState
-from deployments.sandbox.aws import sandbox_client
 from deployments.sandbox.cloud import SandboxCloud
 from infra_repo import InfraRepo
 from test_deploy_flow import deploy_state, dns_value, wait_for_log
@@ -30,17 +29,13 @@ def infra(sandbox: Any, tmp_path: Path) -> InfraRepo:
     return InfraRepo(os.environ["GITOPS_REPOSITORY_URL"], tmp_path / "infra")
 
 
-def moto(sandbox: Any) -> str:
-    return SandboxState.load(sandbox.state_file).services["moto"].url
-
-
 def state_key(env: str) -> str:
     return f"expense/{env}/terraform.tfstate"
 
 
 def state_history(sandbox: Any, env: str) -> list[dict]:
     """Every stored version of the environment's state, oldest first, parsed."""
-    s3 = sandbox_client("s3", moto(sandbox))
+    s3 = sandbox.aws_client("s3")  # as the sandbox admin
     versions = s3.list_object_versions(Bucket=SANDBOX_BACKEND.bucket, Prefix=state_key(env))
     out = []
     for v in sorted(versions.get("Versions", []), key=lambda v: v["LastModified"]):
@@ -60,7 +55,7 @@ def assert_state_intact(sandbox: Any, env: str, before: list[dict]) -> None:
 
 
 def lock_items(sandbox: Any) -> list[dict]:
-    table = sandbox_client("dynamodb", moto(sandbox))
+    table = sandbox.aws_client("dynamodb")
     items = table.scan(TableName=SANDBOX_BACKEND.lock_table)["Items"]
     return [i for i in items if "Info" in i]
 

@@ -254,7 +254,7 @@ def test_a_backend_pointing_at_another_environment_never_reaches_its_state(
     before = versions()
     backend = infra.path / "terraform/environments/dev/backend.hcl"
     backend.write_text(backend.read_text().replace("expense/dev/", "expense/prod/"))
-    infra.add_environment("evil")
+    infra.add_environment("evil", provision=False)  # a PR's new environment: nothing granted yet
     evil = infra.path / "terraform/environments/evil/backend.hcl"
     evil.write_text(evil.read_text().replace("expense/evil/", "expense/prod/"))
 
@@ -273,7 +273,7 @@ def test_a_backend_pointing_at_another_environment_never_reaches_its_state(
 
 def test_a_new_environment_is_planned_without_secrets_on_an_empty_state(
         sandbox, receiver, github, infra, branch) -> None:
-    infra.add_environment("fresh")
+    infra.add_environment("fresh", provision=False)
     state, _sha = open_pr(receiver, github, infra, branch, "Add the fresh environment")
     assert state.is_completed(), state.message
     body = plan_comments(github, 1)[0].body

@@ -256,7 +256,6 @@ def test_broken_tfvars_and_a_held_lock_are_reported_per_environment(receiver, gi
     """One environment's tfvars do not parse, another's state is locked, a third plans fine: each
     gets its own row and status, and the run still ends with one comment."""
     from deployments.sandbox.launcher import SANDBOX_BACKEND
-    from deployments.sandbox.aws import sandbox_client
 
     for env in ("pr-tfv", "pr-lck", "pr-ok"):
         infra.add_environment(env)
@@ -271,12 +270,11 @@ def test_broken_tfvars_and_a_held_lock_are_reported_per_environment(receiver, gi
     infra.set_var("pr-ok", "replicas", "3")
     sha = push_branch(infra, "feature/three", "Touch three environments, one badly")
 
-    moto = SandboxState.load(sandbox.state_file).services["moto"].url
     lock_id = f"{SANDBOX_BACKEND.bucket}/expense/pr-lck/terraform.tfstate"
     info = {"ID": "6a1b2c3d-0000-4000-8000-000000000042", "Operation": "OperationTypeApply",
             "Info": "", "Who": "carol@laptop", "Version": "1.0.3",
             "Created": "2026-11-26T10:00:00Z", "Path": lock_id}
-    dynamodb = sandbox_client("dynamodb", moto)
+    dynamodb = sandbox.aws_client("dynamodb")  # as the sandbox admin
     dynamodb.put_item(TableName=SANDBOX_BACKEND.lock_table,
                       Item={"LockID": {"S": lock_id}, "Info": {"S": json.dumps(info)}})
     try:

@@ -2,6 +2,12 @@
 
 The moto server is a real HTTP server (S3, DynamoDB, Route53) bound to 127.0.0.1 only. The same
 boto3 calls that set up a real account's state bucket set up the sandbox's.
+
+The sandbox's moto (``moto_command(..., enforce_iam=True)`` with ``moto_environment(N)``)
+enforces IAM: it answers the first N requests unauthenticated (``deployments.sandbox.iam`` spends
+them creating the admin user), then checks every request's signature and the signing user's
+policies. It runs through ``moto_iam_server.py`` (moto plus one fix to its signature check). The
+tests' generic `MotoServer` does not enforce IAM.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +26,22 @@ from gitops.errors import SandboxError
 
 LOOPBACK = "127.0.0.1"
 SANDBOX_REGION = "us-east-1"
-# moto accepts any credentials; these are fixed dummies, never real keys.
+# A moto server that does not enforce IAM accepts any credentials; these are fixed dummies, never
+# real keys. A server that enforces IAM refuses them.
 SANDBOX_ACCESS_KEY = "sandbox-access-key"
 SANDBOX_SECRET_KEY = "sandbox-secret-key"
+_IAM_SERVER = Path(__file__).with_name("moto_iam_server.py")
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """An access key pair that signs requests to moto (the secret never shows in a repr)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+
+
+DUMMY_KEY = AccessKey(SANDBOX_ACCESS_KEY, SANDBOX_SECRET_KEY)
 
 
 def free_port(host: str = LOOPBACK) -> int:
@@ -47,6 +66,23 @@ def wait_for_port(host: str, port: int, timeout: float = 20.0,
     raise SandboxError(f"nothing answered on {host}:{port} within {timeout:.0f}s")
 
 
+def moto_command(host: str, port: int, *, enforce_iam: bool = False) -> list[str]:
+    """The command line of a moto server on host:port (IAM-enforcing: the patched server)."""
+    if enforce_iam:
+        # -I: the script's folder (which holds aws.py, iam.py...) must not shadow any import.
+        return [sys.executable, "-I", str(_IAM_SERVER), "-H", host, "-p", str(port)]
+    return [*_moto_command(), "-H", host, "-p", str(port)]
+
+
+def moto_environment(iam_bootstrap_requests: int | None) -> dict[str, str]:
+    """The process environment of a moto server: IAM enforced after the first N requests."""
+    env = dict(os.environ)
+    env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+    if iam_bootstrap_requests is not None:
+        env["INITIAL_NO_AUTH_ACTION_COUNT"] = str(int(iam_bootstrap_requests))
+    return env
+
+
 def _moto_command() -> list[str]:
     exe = Path(sys.executable).with_name("moto_server")
     if exe.exists():
@@ -59,7 +95,8 @@ def _moto_command() -> list[str]:
 
 @dataclass
 class MotoServer:
-    """A moto server process on loopback; `start()` returns once it answers."""
+    """A moto server process on loopback (any credentials pass); `start()` returns once it
+    answers."""
 
     port: int = 0
     log_path: Path | None = None
@@ -75,9 +112,9 @@ class MotoServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.process = subprocess.Popen(
-                [*_moto_command(), "-H", LOOPBACK, "-p", str(self.port)],
+                moto_command(LOOPBACK, self.port),
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                env=moto_environment(None), start_new_session=True,
             )
         finally:
             if log is not subprocess.DEVNULL:
@@ -102,13 +139,17 @@ class MotoServer:
         self.stop()
 
 
-def sandbox_client(service: str, endpoint: str) -> Any:
-    """A boto3 client for one service of the moto server at ``endpoint``."""
+def sandbox_client(service: str, endpoint: str, key: AccessKey = DUMMY_KEY) -> Any:
+    """A boto3 client for one service of the moto server at ``endpoint``, signing with ``key``.
+
+    The dummy key suits a moto that does not enforce IAM; the sandbox's moto needs a real key
+    (``Sandbox.aws_client`` signs with the admin's).
+    """
     import boto3
 
     return boto3.client(
         service, endpoint_url=endpoint, region_name=SANDBOX_REGION,
-        aws_access_key_id=SANDBOX_ACCESS_KEY, aws_secret_access_key=SANDBOX_SECRET_KEY,
+        aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key,
     )
 
 

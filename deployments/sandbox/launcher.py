@@ -2,7 +2,8 @@
 
 What ``up`` starts (each a real server bound to 127.0.0.1, recorded in ``.sandbox/state.json``):
 
-- moto: S3 (versioned state bucket), DynamoDB (lock table), Route53 (hosted zone);
+- moto: S3 (versioned state bucket), DynamoDB (lock table), Route53 (hosted zone), enforcing IAM:
+  an admin user, and a plan and an apply user per environment (``deployments.sandbox.iam``);
 - the Argo CD emulator and the GitHub emulator (real HTTP, held to the upstream contracts);
 - a Prefect server (UI, pause/resume, deployments), unless Prefect is provided by the caller.
 
@@ -10,8 +11,9 @@ and what it prepares: the Python provider in a filesystem mirror with its Terraf
 local Git repository holding the infrastructure code (``terraform/`` and ``overlays/``), Prefect
 blocks for every credential, and ``.sandbox/env.json`` with the settings that point at all of it.
 
-``up`` is idempotent (a service that answers is left alone); ``down`` stops only what ``up``
-started, by the process ids it recorded.
+``up`` is idempotent (a service that answers is left alone; a running moto is reused with the keys
+recorded in ``state.json``, a new one is bootstrapped again with new keys); ``down`` stops only what
+``up`` started, by the process ids it recorded.
 """
 
 from __future__ import annotations
@@ -26,15 +28,20 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gitops.errors import SandboxError
+from deployments.sandbox import iam
 from deployments.sandbox.provider_install import MIRRORED_NAMESPACE
 from deployments.sandbox.aws import (
     LOOPBACK,
+    AccessKey,
     StateBackend,
     ensure_hosted_zone,
     ensure_state_backend,
     free_port,
+    moto_command,
+    moto_environment,
     sandbox_client,
     wait_for_port,
 )
@@ -129,9 +136,16 @@ class Sandbox:
         for name in services:
             current = state.services.get(name)
             if current is not None and current.alive():
-                continue
+                if name != "moto" or iam.is_admin_key(current.url, self._admin_key(state)):
+                    continue
+                # Ours, but not enforcing IAM or not knowing our admin (started by an older
+                # sandbox): replace it with one set up as below.
+                self._stop(current)
             state.services[name] = self._start(name, state)
             started.append(name)
+            if name == "moto":  # at once: until the admin exists, moto answers anyone
+                admin = iam.bootstrap_admin(state.services[name].url)
+                state.tokens.update(iam.keys_to_tokens({iam.ADMIN_BLOCK: admin}))
             state.save(self.state_file)
         state.save(self.state_file)
         # moto keeps AWS in memory: a new moto means no state files and no locks, so whatever
@@ -141,10 +155,8 @@ class Sandbox:
             shutil.rmtree(self.cloud_dir)
             self.cloud_dir.mkdir()
 
-        moto = state.services["moto"].url
-        ensure_state_backend(sandbox_client("s3", moto), sandbox_client("dynamodb", moto),
-                             SANDBOX_BACKEND)
-        ensure_hosted_zone(sandbox_client("route53", moto), SANDBOX_ZONE)
+        self._ensure_aws(state)
+        state.save(self.state_file)
         self._install_provider()
         self._ensure_repository()
         env = self.settings_env(state)
@@ -162,21 +174,8 @@ class Sandbox:
         state = SandboxState.load(self.state_file)
         stopped = []
         for name, svc in list(state.services.items()):
-            if _is_ours(svc):
-                try:
-                    os.killpg(svc.pid, signal.SIGTERM)
-                    stopped.append(name)
-                except OSError:
-                    pass
-                deadline = time.monotonic() + 10
-                while not _gone(svc.pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if not _gone(svc.pid):
-                    try:
-                        os.killpg(svc.pid, signal.SIGKILL)
-                    except OSError:
-                        pass
-                    _gone(svc.pid)
+            if self._stop(svc):
+                stopped.append(name)
             del state.services[name]
         if self.root.exists():
             state.save(self.state_file)
@@ -194,14 +193,67 @@ class Sandbox:
                 rows.append((name, "running" if svc.alive() else "stopped", svc.url))
         return rows
 
+    def aws_key(self, block: str = iam.ADMIN_BLOCK) -> AccessKey:
+        """The access key that the AwsCredentials block ``block`` holds (default: the admin's)."""
+        key = iam.key_from_tokens(SandboxState.load(self.state_file).tokens, block)
+        if key is None:
+            raise SandboxError(f"no access key for {block!r} in {self.state_file}: run `up`")
+        return key
+
+    def aws_client(self, service: str, block: str = iam.ADMIN_BLOCK) -> Any:
+        """A boto3 client for ``service`` on the sandbox's moto, signed with ``block``'s key."""
+        moto = SandboxState.load(self.state_file).services.get("moto")
+        if moto is None:
+            raise SandboxError("the sandbox's moto is not started: run `up`")
+        return sandbox_client(service, moto.url, self.aws_key(block))
+
     # ---- pieces ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _admin_key(state: SandboxState) -> AccessKey | None:
+        return iam.key_from_tokens(state.tokens, iam.ADMIN_BLOCK)
+
+    def _ensure_aws(self, state: SandboxState) -> None:
+        """The state backend, the zone and every IAM user with its key, signed as the admin;
+        the keys land in ``state.tokens`` (an owner-only file)."""
+        moto = state.services["moto"].url
+        admin = self._admin_key(state)
+        if admin is None:
+            raise SandboxError("no admin key recorded for the sandbox's moto: run `down`, `up`")
+        ensure_state_backend(sandbox_client("s3", moto, admin),
+                             sandbox_client("dynamodb", moto, admin), SANDBOX_BACKEND)
+        zone_id = ensure_hosted_zone(sandbox_client("route53", moto, admin), SANDBOX_ZONE)
+        known = {block: key for block in iam.sandbox_blocks()
+                 if (key := iam.key_from_tokens(state.tokens, block)) is not None}
+        keys = iam.ensure_principals(moto, admin, iam.sandbox_principals(SANDBOX_BACKEND, zone_id),
+                                     known)
+        state.tokens.update(iam.keys_to_tokens(keys))
+
+    @staticmethod
+    def _stop(svc: Service) -> bool:
+        """Stop ``svc`` if it is still the process `up` started; whether it was."""
+        if not _is_ours(svc):
+            return False
+        signalled = True
+        try:
+            os.killpg(svc.pid, signal.SIGTERM)
+        except OSError:
+            signalled = False
+        deadline = time.monotonic() + 10
+        while not _gone(svc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _gone(svc.pid):
+            try:
+                os.killpg(svc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _gone(svc.pid)
+        return signalled
 
     def _command(self, name: str, port: int) -> list[str]:
         py = sys.executable
         if name == "moto":
-            from deployments.sandbox.aws import _moto_command
-
-            return [*_moto_command(), "-H", LOOPBACK, "-p", str(port)]
+            return moto_command(LOOPBACK, port, enforce_iam=True)
         if name == "argocd":
             return [py, "-m", "deployments.emulators.argocd", "--host", LOOPBACK, "--port", str(port)]
         if name == "github":
@@ -214,7 +266,8 @@ class Sandbox:
     def _start(self, name: str, state: SandboxState) -> Service:
         port = free_port()
         log = self.logs / f"{name}.log"
-        env = dict(os.environ)
+        # moto answers iam.BOOTSTRAP_REQUESTS requests unauthenticated, then enforces IAM.
+        env = moto_environment(iam.BOOTSTRAP_REQUESTS if name == "moto" else None)
         # Tokens reach the emulators through the environment, never the command line.
         env[f"{name.upper()}_EMULATOR_TOKEN"] = state.tokens.get(name, "")
         if name == "prefect":
@@ -285,6 +338,44 @@ class Sandbox:
             env["PREFECT_API_URL"] = state.services["prefect"].url + "/api"
             env["GITOPS_PREFECT_UI_URL"] = state.services["prefect"].url
         return env
+
+    def provision_environment(self, name: str) -> tuple[str, str]:
+        """The platform's step for an environment that needs credentials of its own: a plan and
+        an apply IAM user scoped to its state key, their keys in ``state.json`` and in the
+        blocks the grant names (``gitops-aws-<env>-plan`` / ``-apply``). Idempotent.
+
+        Saved on the Prefect API of the current settings. Returns the two block names.
+        """
+        from prefect_aws import AwsCredentials
+        from prefect_aws.client_parameters import AwsClientParameters
+
+        from deployments.sandbox.aws import SANDBOX_REGION
+        from gitops.config import check_environment_name
+
+        check_environment_name(name)
+        state = SandboxState.load(self.state_file)
+        moto = state.services["moto"].url
+        admin = self._admin_key(state)
+        if admin is None:
+            raise SandboxError("no admin key recorded for the sandbox's moto: run `up`")
+        zone_id = ensure_hosted_zone(sandbox_client("route53", moto, admin), SANDBOX_ZONE)
+        principals = [iam.Principal(iam.plan_block(name), iam.plan_policy(name, SANDBOX_BACKEND)),
+                      iam.Principal(iam.apply_block(name),
+                                    iam.apply_policy(name, SANDBOX_BACKEND, zone_id))]
+        known = {p.block: key for p in principals
+                 if (key := iam.key_from_tokens(state.tokens, p.block)) is not None}
+        keys = iam.ensure_principals(moto, admin, principals, known)
+        state.tokens.update(iam.keys_to_tokens(keys))
+        state.save(self.state_file)
+        for block, key in keys.items():
+            if block == iam.ADMIN_BLOCK:
+                continue
+            AwsCredentials(aws_access_key_id=key.access_key_id,
+                           aws_secret_access_key=key.secret_access_key,
+                           region_name=SANDBOX_REGION,
+                           aws_client_parameters=AwsClientParameters(endpoint_url=moto),
+                           ).save(block, overwrite=True)
+        return iam.plan_block(name), iam.apply_block(name)
 
     def register_blocks(self, state: SandboxState, api_url: str) -> None:
         """Store every sandbox credential in Prefect blocks (the only place secrets live)."""
