@@ -84,7 +84,7 @@ class Action(StrEnum):
     DELETE = "delete"
     REPLACE = "replace"
     """``["delete", "create"]`` or ``["create", "delete"]`` (create_before_destroy); also
-    ``["create", "forget"]`` (Terraform >= 1.7), conservatively."""
+    ``["create", "forget"]`` (Terraform >= 1.7: the old object is forgotten, not destroyed)."""
     READ = "read"
     NO_OP = "no-op"
     """Nothing changes on the object; kept only when it moves or is imported."""
@@ -277,10 +277,14 @@ class ResourceChange:
 
     @property
     def is_destructive(self) -> bool:
-        """True for deletes and replaces (and unknown action lists that contain a delete)."""
-        if self.action in (Action.DELETE, Action.REPLACE):
+        """True for deletes and replaces (and unknown action lists that contain a delete).
+
+        A ``["create", "forget"]`` replacement is not: the old object is left in place
+        (``destroy = false``), as Terraform says.
+        """
+        if self.action is Action.DELETE:
             return True
-        return self.action is Action.OTHER and "delete" in self.actions
+        return self.action in (Action.REPLACE, Action.OTHER) and "delete" in self.actions
 
     @property
     def create_before_destroy(self) -> bool:

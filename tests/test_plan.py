@@ -235,7 +235,7 @@ def test_format_1_x_and_future_actions() -> None:
     assert gone.action is Action.FORGET and not gone.is_destructive
     assert future.action is Action.OTHER and future.actions == ("delete", "teleport")
     assert future.is_destructive and future.action_reason == "some_reason_from_the_future"
-    assert imported.action is Action.REPLACE
+    assert imported.action is Action.REPLACE and not imported.is_destructive  # create+forget
     assert imported.importing and imported.import_id == "net-7"
     assert p.counts == Counts(replace=1, forget=1, other=1, imports=1) and p.has_changes
 
