@@ -48,6 +48,9 @@ MAX_DESTRUCTIVE_LISTED = 100
 """Destructive changes listed above the details in a PR comment (the details list them all)."""
 MAX_LISTED = 10
 """Tag violations, drifted resources and outputs listed per environment in a PR comment."""
+MAX_LISTED_ADDRESS = 200
+"""Longest address in the lists of the approval form and the destructive-changes section (cut in
+the middle: a ``for_each`` key can be kilobytes long); the details and the artifact show it all."""
 
 _SIGIL = {Action.CREATE: "+", Action.DELETE: "-", Action.UPDATE: "~", Action.REPLACE: "-/+",
           Action.READ: "<=", Action.FORGET: ".", Action.OTHER: "?", Action.NO_OP: " "}
@@ -347,7 +350,8 @@ def _destructive_section(reports: Sequence[EnvReport], budget: int) -> str:
         return ""
     title = f"**⚠️ Destructive changes ({len(entries)})**\n\n"
     listed = _redact_lines([
-        f"- {_code(r.env)} {_code(c.address)}: **{describe_change(c)}**"
+        f"- {_code(r.env)} {_code(_short(c.address, MAX_LISTED_ADDRESS))}: "
+        f"**{describe_change(c)}**"
         for r, c in entries[:MAX_DESTRUCTIVE_LISTED]
     ])
     total = len(entries)
@@ -643,7 +647,8 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
     if destructive:
         lines += ["", f"**⚠️ Destructive changes ({len(destructive)}):**", ""]
         for change in destructive[:cap]:
-            lines.append(f"- {_code(change.address)}: {describe_change(change)}")
+            lines.append(f"- {_code(_short(change.address, MAX_LISTED_ADDRESS))}: "
+                         f"{describe_change(change)}")
         if len(destructive) > cap:
             lines.append(f"- … and {len(destructive) - cap} more")
     others = [ch for ch in plan.changes_destructive_first if not ch.is_destructive]
@@ -656,7 +661,8 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
                                    for a in change.attributes[:3])
                 if len(change.attributes) > 3:
                     detail += f"; +{len(change.attributes) - 3} more"
-            lines.append(f"- {_code(change.address)}: {describe_change(change)}"
+            lines.append(f"- {_code(_short(change.address, MAX_LISTED_ADDRESS))}: "
+                         f"{describe_change(change)}"
                          + (f" ({_code(detail)})" if detail else ""))
         if len(others) > cap:
             lines.append(f"- … and {len(others) - cap} more")

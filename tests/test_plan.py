@@ -316,7 +316,8 @@ def test_terraform_1_0_0_drift_without_address_keeps_the_plan() -> None:
     p = upstream("derived/terraform-1.0.0_drift_without_address.json")
     # the valid changes are all there
     assert [(c.address, c.action) for c in p.changes] == [
-        ("test_instance.no_refresh", Action.UPDATE), ("test_instance.should_refresh", Action.UPDATE)]
+        ("test_instance.no_refresh", Action.UPDATE),
+        ("test_instance.should_refresh", Action.UPDATE)]
     # the drift keeps the entry Terraform wrote, under its rebuilt address; the unchanged one
     # (1.0.0 listed every resource) is dropped, as Terraform 1.0.1 does
     assert [(d.address, d.address_rebuilt) for d in p.drift] == [

@@ -95,7 +95,8 @@ def test_destructive_changes_come_first() -> None:
     update = details.index("~ module.lb.sandbox_load_balancer.this")
     assert replace < update
     summary = render_plan_summary(plan("replace.json"), None, None)
-    assert summary.index("Destructive") < summary.index("`module.network.sandbox_network.this`: replace")
+    assert summary.index("Destructive") < summary.index(
+        "`module.network.sandbox_network.this`: replace")
     md = render_plan_markdown("dev", plan("replace.json"), None)
     assert md.index("-/+ module.web.sandbox_service.this") < md.index(
         "~ module.lb.sandbox_load_balancer.this")
@@ -374,7 +375,21 @@ def test_a_deferred_plan_is_incomplete() -> None:
         ("module.m0.sandbox_service.r[5]", "provider_config_unknown", ("create",))]
     comment, summary, artifact = texts(p)
     assert "⚠️ incomplete plan" in comment
-    note = ("⚠️ **Incomplete plan**: 1 change deferred (its provider's configuration is not known "
-            "yet): another plan and apply will be needed after this one.")
+    note = ("⚠️ **Incomplete plan**: 1 change deferred (its provider's configuration is not "
+            "known yet): another plan and apply will be needed after this one.")
     assert note in summary and note in artifact
     assert "- `module.m0.sandbox_service.r[5]` (create): its provider's configuration" in artifact
+
+
+def test_very_long_addresses_still_list_every_destructive_change_in_the_approval_form() -> None:
+    doc = make_plan_doc(30, ("delete",), realistic=False)
+    for i, change in enumerate(doc["resource_changes"]):
+        key = f"{i}-" + "k" * 5000  # a for_each key holding a whole document
+        change["address"] = change["address"].replace(f"r[{i}]", f'r["{key}"]')
+        change["index"] = key
+    summary = render_plan_summary(parse_plan(doc), None, "fp")
+    assert len(summary) <= 3000
+    assert summary.count("…") >= 5 and "- `module.m0.sandbox_network.r[\"0-kkk" in summary
+    comment = render_pr_comment([report("dev", parse_plan(doc))], header="h", limit=20_000)
+    assert len(comment) <= 20_000 and "**⚠️ Destructive changes (30)**" in comment
+    assert_well_formed(comment)

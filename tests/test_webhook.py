@@ -581,8 +581,8 @@ def test_a_base_branch_change_plans_again() -> None:
     assert (decision.decision, decision.deployment) == ("run", PR_PLAN_DEPLOYMENT)
     assert decision.parameters["base_ref"] == event.base_ref == "4.3"  # was develop
     assert decision.reason.endswith("base branch changed")
-    synchronize_key = f"{PR_PLAN_DEPLOYMENT}:company-company/acme-rest-api-framework#{event.number}" \
-                      f"@{event.head_sha}"
+    synchronize_key = (f"{PR_PLAN_DEPLOYMENT}:company-company/acme-rest-api-framework"
+                       f"#{event.number}@{event.head_sha}")
     assert decision.idempotency_key == synchronize_key + ":base-edited:d-2"  # not the old run
 
 
