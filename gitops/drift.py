@@ -24,13 +24,13 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
 from gitops.models import LockInfo
-from gitops.plan import Action, Counts, Plan, ResourceChange
+from gitops.plan import Action, Counts, Plan, ResourceChange, count_changes
 from gitops.redact import redact_text
 
 __all__ = [
@@ -43,9 +43,6 @@ ISSUE_LABEL = "drift"
 """Label put on drift issues."""
 MAX_ISSUE_CHARS = 60_000
 """Budget for an issue body (GitHub's limit is 65,536 characters)."""
-
-_COUNTED = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.REPLACE, Action.FORGET,
-            Action.OTHER)
 
 
 class EnvDriftStatus(StrEnum):
@@ -191,7 +188,7 @@ def classify(refresh_only: Plan, normal: Plan, *, environment: str, commit: str)
     drift_outputs = {o.name for o in refresh_only.outputs}
     pending_outputs = tuple(o.name for o in normal.outputs if o.name not in drift_outputs
                             and not (replaced_drift and o.unknown))
-    counts = _count(pending)
+    counts = count_changes(pending)
     has_pending = bool(pending) or bool(pending_outputs)
     if drifted:
         status = EnvDriftStatus.DRIFTED_AND_PENDING if has_pending else EnvDriftStatus.DRIFTED
@@ -256,14 +253,6 @@ def _explained(change: ResourceChange, drift: dict[str, ResourceDrift],
         if redact_text(attr.after) != was.old:
             return False
     return True
-
-
-def _count(changes: Iterable[ResourceChange]) -> Counts:
-    n = dict.fromkeys(_COUNTED, 0)
-    for change in changes:
-        n[change.action] = n.get(change.action, 0) + 1
-    return Counts(add=n[Action.CREATE], change=n[Action.UPDATE], destroy=n[Action.DELETE],
-                  replace=n[Action.REPLACE], forget=n[Action.FORGET], other=n[Action.OTHER])
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,13 +6,26 @@ A document with another major version, or one that does not have the documented 
 :class:`~gitops.errors.PlanParseError` with a message naming the offending field; never
 ``KeyError``/``TypeError``.
 
+What Terraform wrote that needs care (each seen in real plans):
+
+* Terraform 0.15.4 to 1.0.0 wrote ``resource_drift`` entries without ``address`` (and without
+  ``index``), and listed every managed resource there, drifted or not. The address is rebuilt from
+  ``module_address``/``type``/``name`` (the instance key is taken from ``prior_state`` when one
+  object there has the refreshed values; otherwise it shows as ``[?N]``) and entries whose
+  before and after are equal are dropped, as Terraform 1.0.1 does.
+* A plan can be errored (``errored``), incomplete (``complete: false``, deferred changes) or not
+  applyable (``applyable: false``); :class:`Plan` says so, the renderers put it in words.
+
 What the model holds:
 
-* :class:`Plan`: the resource changes (``no-op`` entries dropped), the drift Terraform detected
-  (``resource_drift``: objects changed outside Terraform), the output changes, :class:`Counts`,
-  plus ``destructive`` and ``changes_destructive_first`` views.
-* :class:`ResourceChange`: one resource instance, its :class:`Action` and, for the tag policy, its
-  *effective* tags after the change (``tags_all``, falling back to ``tags``).
+* :class:`Plan`: the resource changes, the drift Terraform detected (``resource_drift``: objects
+  changed outside Terraform), the output changes, :class:`Counts`, the deferred changes and failed
+  checks, plus ``destructive`` and ``changes_destructive_first`` views. ``no-op`` entries are
+  dropped unless they move (``previous_address``, Terraform >= 1.1) or import (``importing``,
+  Terraform >= 1.5) an object: Terraform applies those, so they are changes.
+* :class:`ResourceChange`: one resource instance, its :class:`Action`, whether it moves or is
+  imported, why it is replaced (``action_reason``, ``replace_paths``) and, for the tag policy,
+  its *effective* tags after the change (``tags_all``, falling back to ``tags``).
 * :class:`AttributeChange`: one attribute that differs, as short display strings. Nested maps and
   lists are flattened (``tags.Owner``, ``ports[0]``).
 
@@ -33,7 +46,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -43,8 +56,8 @@ from gitops.redact import MIN_KNOWN_SECRET_LENGTH, is_secret_name, looks_like_se
 
 __all__ = [
     "ABSENT", "SENSITIVE", "SUPPORTED_FORMAT_MAJORS", "UNKNOWN",
-    "Action", "AttributeChange", "Counts", "FrozenMap", "OutputChange", "Plan", "ResourceChange",
-    "load_plan", "parse_plan",
+    "Action", "AttributeChange", "CheckResult", "Counts", "DeferredChange", "FrozenMap",
+    "OutputChange", "Plan", "ResourceChange", "count_changes", "load_plan", "parse_plan",
 ]
 
 SENSITIVE = "(sensitive)"
@@ -60,6 +73,7 @@ SUPPORTED_FORMAT_MAJORS = (0, 1)
 
 _FORMAT_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)?")
 _MAX_SUBSTRING_SECRETS = 256
+_MAX_PROBLEM = 500
 
 
 class Action(StrEnum):
@@ -70,9 +84,10 @@ class Action(StrEnum):
     DELETE = "delete"
     REPLACE = "replace"
     """``["delete", "create"]`` or ``["create", "delete"]`` (create_before_destroy); also
-    ``["create", "forget"]`` (Terraform >= 1.7), conservatively."""
+    ``["create", "forget"]`` (Terraform >= 1.7: the old object is forgotten, not destroyed)."""
     READ = "read"
     NO_OP = "no-op"
+    """Nothing changes on the object; kept only when it moves or is imported."""
     FORGET = "forget"
     """Removed from state without being destroyed (Terraform >= 1.7 ``removed`` blocks)."""
     OTHER = "other"
@@ -214,7 +229,12 @@ class _LazyAttributes:
 class ResourceChange:
     """One resource instance Terraform plans to change (or found drifted).
 
-    ``module_address`` is ``""`` for the root module. ``takes_tags`` says whether the resource type
+    ``module_address`` is ``""`` for the root module. ``previous_address`` is set when the object
+    moves (a ``moved`` block, Terraform >= 1.1); ``importing`` when it is imported first
+    (``import_id`` is the ID given, None when Terraform did not say, or it looks secret);
+    ``replace_paths`` are the attribute paths that force a replacement. ``address_rebuilt`` is true
+    when Terraform wrote no address (see the module docstring). ``takes_tags`` says whether the
+    resource type
     has a ``tags``/``tags_all`` attribute at all. ``tags_after`` are the effective tags after the
     change (``tags_all``, which includes provider default tags, else ``tags``; for a delete, the
     tags before), without the keys whose values are unknown until apply: those are in
@@ -234,6 +254,11 @@ class ResourceChange:
     actions: tuple[str, ...] = ()
     previous_address: str | None = None
     deposed: str | None = None
+    importing: bool = False
+    import_id: str | None = None
+    generated_config: bool = False
+    replace_paths: tuple[str, ...] = ()
+    address_rebuilt: bool = False
     takes_tags: bool = False
     tags_after: FrozenMap | None = None
     tags_unknown: frozenset[str] = frozenset()
@@ -246,11 +271,20 @@ class ResourceChange:
         return self._attributes.get()
 
     @property
+    def moved(self) -> bool:
+        """True when the object moves from ``previous_address`` to ``address``."""
+        return self.previous_address is not None and self.previous_address != self.address
+
+    @property
     def is_destructive(self) -> bool:
-        """True for deletes and replaces (and unknown action lists that contain a delete)."""
-        if self.action in (Action.DELETE, Action.REPLACE):
+        """True for deletes and replaces (and unknown action lists that contain a delete).
+
+        A ``["create", "forget"]`` replacement is not: the old object is left in place
+        (``destroy = false``), as Terraform says.
+        """
+        if self.action is Action.DELETE:
             return True
-        return self.action is Action.OTHER and "delete" in self.actions
+        return self.action in (Action.REPLACE, Action.OTHER) and "delete" in self.actions
 
     @property
     def create_before_destroy(self) -> bool:
@@ -278,7 +312,9 @@ class Counts:
     pure deletes. Terraform's own "Plan: X to add, Y to change, Z to destroy" counts a replace in
     both add and destroy; :attr:`terraform_add` and :attr:`terraform_destroy` give those numbers.
     ``read`` counts data sources read during apply; ``forget`` resources removed from state only;
-    ``other`` action lists this version does not know.
+    ``other`` action lists this version does not know; ``no_op`` objects whose only change is a
+    move or an import. ``imports`` and ``moves`` count the objects imported and moved, whatever
+    else happens to them (so they overlap the other counts), like Terraform's "N to import".
     """
 
     add: int = 0
@@ -288,6 +324,9 @@ class Counts:
     read: int = 0
     forget: int = 0
     other: int = 0
+    no_op: int = 0
+    imports: int = 0
+    moves: int = 0
 
     @property
     def terraform_add(self) -> int:
@@ -301,29 +340,61 @@ class Counts:
 
     @property
     def total(self) -> int:
-        """Every resource change (reads included)."""
+        """Every resource change (reads, moves and imports included), each object once."""
         return (self.add + self.change + self.destroy + self.replace + self.read + self.forget
-                + self.other)
+                + self.other + self.no_op)
 
     def summary(self) -> str:
-        """``"1 to add, 2 to change, 0 to destroy, 1 to replace"`` (plus reads etc. when non-zero)."""
+        """``"1 to add, 2 to change, 0 to destroy, 1 to replace"`` (plus reads etc. when non-zero).
+
+        Imports come first, as in Terraform's own ``Plan: 1 to import, ...`` line.
+        """
         text = (f"{self.add} to add, {self.change} to change, {self.destroy} to destroy, "
                 f"{self.replace} to replace")
+        if self.imports:
+            text = f"{self.imports} to import, {text}"
         for label, n in (("to read", self.read), ("to forget", self.forget),
-                         ("other", self.other)):
+                         ("to move", self.moves), ("other", self.other)):
             if n:
                 text += f", {n} {label}"
         return text
 
 
 @dataclass(frozen=True, slots=True)
+class DeferredChange:
+    """A change Terraform could not plan yet (``deferred_changes``, Terraform >= 1.8 with
+    deferred actions): another plan and apply will be needed after this one."""
+
+    address: str
+    reason: str
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """A check that did not pass (``checks``, Terraform >= 1.5): a ``check`` block, a
+    precondition/postcondition of a resource or output, or a variable validation.
+
+    ``status`` is ``fail``, ``error`` or ``unknown`` (not decidable until apply); ``problems`` are
+    the error messages (masked like attribute values).
+    """
+
+    address: str
+    kind: str
+    status: str
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A parsed ``terraform show -json`` plan.
 
-    ``changes`` holds every resource change except no-ops, in the document's order (Terraform sorts
-    by address); ``drift`` the objects changed outside Terraform (``resource_drift``, no-ops
-    dropped); ``outputs`` the output changes (no-ops dropped). ``applyable``/``complete`` are None
-    when the format (older than 1.2) does not say.
+    ``changes`` holds every resource change except no-ops that neither move nor import, in the
+    document's order (Terraform sorts by address); ``drift`` the objects changed outside Terraform
+    (``resource_drift``, no-ops and unchanged entries dropped); ``outputs`` the output changes
+    (no-ops dropped); ``deferred`` the changes left for a later plan; ``checks`` the checks that
+    did not pass. ``applyable``/``complete`` are None when the format (older than 1.2) does not
+    say.
     """
 
     format_version: str
@@ -335,11 +406,14 @@ class Plan:
     applyable: bool | None = None
     complete: bool | None = None
     errored: bool = False
+    deferred: tuple[DeferredChange, ...] = ()
+    checks: tuple[CheckResult, ...] = ()
 
     @property
     def has_changes(self) -> bool:
-        """True if applying would change anything: a resource change other than a read, or an
-        output change. (Data source reads alone are not changes.)"""
+        """True if applying would change anything: a resource change other than a read (moves
+        and imports included: Terraform applies them), or an output change. (Data source reads
+        alone are not changes.)"""
         return bool(self.outputs) or any(c.action is not Action.READ for c in self.changes)
 
     @property
@@ -360,7 +434,8 @@ class Plan:
 
     @property
     def changes_destructive_first(self) -> tuple[ResourceChange, ...]:
-        """All changes ordered deletes, replaces, updates, creates, forgets, reads (stable)."""
+        """All changes ordered deletes, replaces, updates, creates, forgets, reads, then moves and
+        imports that change nothing else (stable)."""
         return tuple(sorted(self.changes, key=lambda c: _RANK[c.action]))
 
 
@@ -396,6 +471,7 @@ def parse_plan(doc: Mapping[str, Any]) -> Plan:
     changes = _parse_resources(doc, "resource_changes", secrets)
     drift = _parse_resources(doc, "resource_drift", secrets)
     outputs = _parse_outputs(doc, secrets)
+    deferred = _parse_deferred(doc)
     secrets.freeze()
     return Plan(
         format_version=format_version,
@@ -403,10 +479,12 @@ def parse_plan(doc: Mapping[str, Any]) -> Plan:
         changes=changes,
         drift=drift,
         outputs=tuple(_output_change(name, change, secrets) for name, change in outputs),
-        counts=_count(changes),
+        counts=count_changes(changes),
         applyable=_optional(doc, "applyable", bool, "plan"),
         complete=_optional(doc, "complete", bool, "plan"),
         errored=bool(_optional(doc, "errored", bool, "plan")),
+        deferred=deferred,
+        checks=_parse_checks(doc, secrets),
     )
 
 
@@ -440,13 +518,20 @@ def _parse_resources(doc: Mapping[str, Any], key: str,
         return ()
     if not isinstance(entries, list):
         raise PlanParseError(f"plan {key!r} must be a list, got {type(entries).__name__}")
+    drift = key == "resource_drift"
+    addresses: _Addresses | None = None
     out: list[ResourceChange] = []
     append = out.append
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise PlanParseError(f"{key}[{i}] must be an object, got {type(entry).__name__}")
         address = entry.get("address")
-        if not isinstance(address, str) or not address:
+        rebuilt = False
+        if address is None and drift:
+            # Terraform 0.15.4-1.0.0 wrote drift entries without an address.
+            addresses = addresses or _Addresses(doc)
+            address, rebuilt = addresses.rebuild(entry, f"{key}[{i}]"), True
+        elif not isinstance(address, str) or not address:
             raise PlanParseError(f"{key}[{i}] has no string 'address'")
         change = entry.get("change")
         if not isinstance(change, dict):
@@ -462,8 +547,11 @@ def _parse_resources(doc: Mapping[str, Any], key: str,
                 raise PlanParseError(
                     f"{key}[{i}] ({address}): 'change.actions' must hold strings")
             action = Action.OTHER
-        if action is Action.NO_OP:
-            continue
+        previous = _str_or(entry.get("previous_address"), None)
+        importing = change.get("importing")
+        if action is Action.NO_OP and (drift or not (
+                (previous is not None and previous != address) or isinstance(importing, dict))):
+            continue  # nothing to apply (a move seen by a refresh-only plan is not drift either)
         type_ = entry.get("type")
         name = entry.get("name")
         if not isinstance(type_, str) or not isinstance(name, str):
@@ -475,12 +563,19 @@ def _parse_resources(doc: Mapping[str, Any], key: str,
             raise PlanParseError(f"{where}: 'change.before' must be an object or null")
         if after is not None and not isinstance(after, dict):
             raise PlanParseError(f"{where}: 'change.after' must be an object or null")
+        if (drift and action is Action.UPDATE and before == after
+                and change.get("before_sensitive") == change.get("after_sensitive")):
+            continue  # Terraform <= 1.0.0 listed every resource as drift, changed or not
         _collect_sensitive(before, change.get("before_sensitive"), secrets.exact)
         _collect_sensitive(after, change.get("after_sensitive"), secrets.exact)
         if after is None:  # delete, forget: the tags the object had
             takes_tags, tags, tags_unknown = _tags(before, None)
         else:
             takes_tags, tags, tags_unknown = _tags(after, change.get("after_unknown"))
+        import_id = importing.get("id") if isinstance(importing, dict) else None
+        if not isinstance(import_id, str) or not import_id or looks_like_secret(import_id):
+            import_id = None
+        replace_paths = change.get("replace_paths")
         append(ResourceChange(
             address=address,
             type=type_,
@@ -492,13 +587,172 @@ def _parse_resources(doc: Mapping[str, Any], key: str,
             provider=_str_or(entry.get("provider_name"), ""),
             action_reason=_str_or(entry.get("action_reason"), None),
             actions=actions,
-            previous_address=_str_or(entry.get("previous_address"), None),
+            previous_address=previous,
             deposed=_str_or(entry.get("deposed"), None),
+            importing=isinstance(importing, dict),
+            import_id=import_id,
+            generated_config=bool(_str_or(change.get("generated_config"), "")),
+            replace_paths=tuple(dict.fromkeys(
+                _path_string(p) for p in replace_paths if isinstance(p, list) and p
+            )) if isinstance(replace_paths, list) else (),
+            address_rebuilt=rebuilt,
             takes_tags=takes_tags,
             tags_after=tags,
             tags_unknown=tags_unknown,
             _attributes=_LazyAttributes(change, secrets),
         ))
+    return tuple(out)
+
+
+class _Addresses:
+    """Rebuilds the address of a drift entry Terraform wrote without one (0.15.4-1.0.0).
+
+    Those entries carry ``module_address`` (omitted for the root module), ``mode``, ``type`` and
+    ``name`` but no instance key. The key comes from ``prior_state`` (the refreshed state): the
+    one object of that resource whose values equal the entry's ``after``. A resource with no key in
+    ``prior_state`` keeps its bare address; an instance that cannot be told apart is
+    ``<resource>[?N]``, N counting such entries, so that no two drift entries share an address.
+    """
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self._state: dict[str, list[tuple[str, Any]]] = {}
+        self._unresolved: dict[str, int] = {}
+        prior = doc.get("prior_state")
+        values = prior.get("values") if isinstance(prior, dict) else None
+        root = values.get("root_module") if isinstance(values, dict) else None
+        self._walk(root)
+
+    def _walk(self, module: Any) -> None:
+        if not isinstance(module, dict):
+            return
+        for res in module.get("resources") or ():
+            if isinstance(res, dict) and isinstance(res.get("address"), str):
+                base = _base_address(res.get("address"), res.get("index"))
+                self._state.setdefault(base, []).append((res["address"], res.get("values")))
+        for child in module.get("child_modules") or ():
+            self._walk(child)
+
+    def rebuild(self, entry: Mapping[str, Any], where: str) -> str:
+        type_, name = entry.get("type"), entry.get("name")
+        if not isinstance(type_, str) or not type_ or not isinstance(name, str) or not name:
+            raise PlanParseError(f"{where} has no 'address', nor 'type' and 'name' to rebuild it")
+        module = _str_or(entry.get("module_address"), "")
+        mode = "data." if entry.get("mode") == "data" else ""
+        base = f"{module + '.' if module else ''}{mode}{type_}.{name}"
+        index = entry.get("index")
+        if isinstance(index, (int, str)) and not isinstance(index, bool):
+            return base + _index_text(index)
+        known = self._state.get(base, [])
+        if all(address == base for address, _ in known):
+            return base  # no count or for_each as far as the state tells
+        change = entry.get("change")
+        after = change.get("after") if isinstance(change, dict) else None
+        if after is not None:
+            matches = [address for address, values in known if values == after]
+            if len(matches) == 1:
+                return matches[0]
+        n = self._unresolved.get(base, 0) + 1
+        self._unresolved[base] = n
+        return f"{base}[?{n}]"
+
+
+def _index_text(index: int | str) -> str:
+    return f"[{index}]" if isinstance(index, int) else f"[{json.dumps(index)}]"
+
+
+def _base_address(address: str, index: Any) -> str:
+    """``address`` without its trailing instance key (``index`` as Terraform wrote it)."""
+    if isinstance(index, (int, str)) and not isinstance(index, bool):
+        suffix = _index_text(index)
+        if address.endswith(suffix):
+            return address[: -len(suffix)]
+    return address
+
+
+def _parse_deferred(doc: Mapping[str, Any]) -> tuple[DeferredChange, ...]:
+    entries = doc.get("deferred_changes")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise PlanParseError(f"plan 'deferred_changes' must be a list, got "
+                             f"{type(entries).__name__}")
+    out = []
+    for i, entry in enumerate(entries):
+        change = entry.get("resource_change") if isinstance(entry, dict) else None
+        if not isinstance(change, dict) or not isinstance(change.get("address"), str):
+            raise PlanParseError(f"deferred_changes[{i}] has no 'resource_change.address'")
+        inner = change.get("change")
+        actions = inner.get("actions") if isinstance(inner, dict) else None
+        out.append(DeferredChange(
+            address=change["address"],
+            reason=_str_or(entry.get("reason"), "unknown"),
+            actions=tuple(a for a in actions if isinstance(a, str))
+            if isinstance(actions, list) else (),
+        ))
+    return tuple(out)
+
+
+def _parse_checks(doc: Mapping[str, Any], secrets: _Secrets) -> tuple[CheckResult, ...]:
+    """The checks whose status is not ``pass``: ``checks`` (Terraform >= 1.4) or
+    ``condition_results`` (Terraform 1.2-1.3)."""
+    entries = doc.get("checks")
+    if entries is None:
+        return _parse_condition_results(doc, secrets)
+    if not isinstance(entries, list):
+        raise PlanParseError(f"plan 'checks' must be a list, got {type(entries).__name__}")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise PlanParseError(f"checks[{i}] must be an object")
+        status = _str_or(entry.get("status"), "unknown")
+        if status == "pass":
+            continue
+        address = entry.get("address")
+        address = address if isinstance(address, dict) else {}
+        problems: list[str] = []
+        for instance in entry.get("instances") or ():
+            if not isinstance(instance, dict):
+                continue
+            for problem in instance.get("problems") or ():
+                message = problem.get("message") if isinstance(problem, dict) else None
+                if isinstance(message, str) and message:
+                    masked = secrets.masks(message) or looks_like_secret(message)
+                    problems.append(SENSITIVE if masked else message[:_MAX_PROBLEM])
+        out.append(CheckResult(
+            address=_str_or(address.get("to_display"), f"checks[{i}]"),
+            kind=_str_or(address.get("kind"), ""),
+            status=status,
+            problems=tuple(dict.fromkeys(problems)),
+        ))
+    return tuple(out)
+
+
+def _parse_condition_results(doc: Mapping[str, Any],
+                             secrets: _Secrets) -> tuple[CheckResult, ...]:
+    entries = doc.get("condition_results")
+    if entries is None:
+        return ()
+    if not isinstance(entries, list):
+        raise PlanParseError("plan 'condition_results' must be a list, got "
+                             f"{type(entries).__name__}")
+    out = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise PlanParseError(f"condition_results[{i}] must be an object")
+        if entry.get("unknown") is True:
+            status = "unknown"
+        elif entry.get("result") is False:
+            status = "fail"
+        else:
+            continue
+        message = entry.get("error_message")
+        problems: tuple[str, ...] = ()
+        if isinstance(message, str) and message:
+            masked = secrets.masks(message) or looks_like_secret(message)
+            problems = (SENSITIVE if masked else message[:_MAX_PROBLEM],)
+        out.append(CheckResult(address=_str_or(entry.get("address"), f"condition_results[{i}]"),
+                               kind=_str_or(entry.get("condition_type"), ""), status=status,
+                               problems=problems))
     return tuple(out)
 
 
@@ -544,13 +798,17 @@ def _output_change(name: str, change: Mapping[str, Any], secrets: _Secrets) -> O
                         before=before, after=after, unknown=unknown)
 
 
-def _count(changes: tuple[ResourceChange, ...]) -> Counts:
+def count_changes(changes: Iterable[ResourceChange]) -> Counts:
+    """The :class:`Counts` of some resource changes (a plan's, or a subset of them)."""
     n = dict.fromkeys(Action, 0)
+    imports = moves = 0
     for change in changes:
         n[change.action] += 1
+        imports += change.importing
+        moves += change.moved
     return Counts(add=n[Action.CREATE], change=n[Action.UPDATE], destroy=n[Action.DELETE],
                   replace=n[Action.REPLACE], read=n[Action.READ], forget=n[Action.FORGET],
-                  other=n[Action.OTHER])
+                  other=n[Action.OTHER], no_op=n[Action.NO_OP], imports=imports, moves=moves)
 
 
 def _tags(values: Any, unknown: Any) -> tuple[bool, FrozenMap | None, frozenset[str]]:

@@ -124,11 +124,11 @@ def verdict(report: EnvReport) -> Verdict:
         return Verdict(report.env, "failure", _short(
             f"tag policy: {n} resource{'s' if n != 1 else ''} without the required tags "
             f"({', '.join(report.policy.required)})"))
-    c = plan.counts
+    failed = sum(c.status in ("fail", "error") for c in plan.checks)
+    checks = f"; {failed} check{'s' if failed != 1 else ''} failed" if failed else ""
     if not plan.has_changes:
-        return Verdict(report.env, "success", "no changes")
-    return Verdict(report.env, "success", _short(
-        f"{c.add} to add, {c.change} to change, {c.destroy} to destroy, {c.replace} to replace"))
+        return Verdict(report.env, "success", "no changes" + checks)
+    return Verdict(report.env, "success", _short(plan.counts.summary() + checks))
 
 
 def _header(head_sha: str, pr_number: int, base_ref: str, run_url: str | None) -> str:

@@ -13,6 +13,10 @@
   first, drift, tag policy, plan fingerprint).
 * :func:`render_plan_markdown`: everything, for a Prefect artifact (no size budget).
 
+Each resource change is described the way Terraform's own plan output does (:func:`describe_change`:
+moves, imports, forgets, why a resource is replaced or destroyed), and the state of the plan
+(errored, incomplete, not applyable, failed checks) is said in words (:func:`plan_notes`).
+
 Every piece of text goes through :func:`gitops.redact.redact_text` (the plan model already masks
 sensitive and credential-looking values). Every ``<details>`` and code fence opened is closed;
 text from the plan cannot close a fence or break a table row.
@@ -29,7 +33,7 @@ from gitops.policy import PolicyReport
 from gitops.redact import redact_text
 
 __all__ = [
-    "DEFAULT_MARKER", "GITHUB_COMMENT_LIMIT", "EnvReport",
+    "DEFAULT_MARKER", "GITHUB_COMMENT_LIMIT", "EnvReport", "describe_change", "plan_notes",
     "render_plan_markdown", "render_plan_summary", "render_pr_comment",
 ]
 
@@ -44,12 +48,33 @@ MAX_DESTRUCTIVE_LISTED = 100
 """Destructive changes listed above the details in a PR comment (the details list them all)."""
 MAX_LISTED = 10
 """Tag violations, drifted resources and outputs listed per environment in a PR comment."""
+MAX_LISTED_ADDRESS = 200
+"""Longest address in the lists of the approval form and the destructive-changes section (cut in
+the middle: a ``for_each`` key can be kilobytes long); the details and the artifact show it all."""
 
 _SIGIL = {Action.CREATE: "+", Action.DELETE: "-", Action.UPDATE: "~", Action.REPLACE: "-/+",
           Action.READ: "<=", Action.FORGET: ".", Action.OTHER: "?", Action.NO_OP: " "}
 _VERB = {Action.CREATE: "create", Action.DELETE: "destroy", Action.UPDATE: "update in-place",
-         Action.REPLACE: "replace", Action.READ: "read", Action.FORGET: "forget (state only)",
+         Action.REPLACE: "replace", Action.READ: "read during apply",
+         Action.FORGET: "forget: no longer managed by Terraform, but not destroyed",
          Action.OTHER: "other", Action.NO_OP: "no-op"}
+# Terraform's action_reason values (internal/command/jsonplan), in the words of its own plan output.
+_REPLACE_VERB = {"replace_because_tainted": "replace (tainted)",
+                 "replace_by_request": "replace, as requested",
+                 "replace_by_triggers": "replace, due to changes in replace_triggered_by"}
+_READ_WHY = {"read_because_config_unknown": "config refers to values not yet known",
+             "read_because_dependency_pending":
+                 "depends on a resource or a module with changes pending",
+             "read_because_check_nested": "config will be reloaded to verify a check block"}
+_KNOWN_REASONS = frozenset({*_REPLACE_VERB, *_READ_WHY, "replace_because_cannot_update",
+                            "delete_because_no_resource_config", "delete_because_no_move_target",
+                            "delete_because_no_module", "delete_because_wrong_repetition",
+                            "delete_because_count_index", "delete_because_each_key"})
+_DEFERRED_WHY = {"instance_count_unknown": "the number of instances is not known yet",
+                 "resource_config_unknown": "its configuration is not known yet",
+                 "provider_config_unknown": "its provider's configuration is not known yet",
+                 "absent_prereq": "something it depends on does not exist yet",
+                 "deferred_prereq": "something it depends on is deferred"}
 _NO_ATTRIBUTES = frozenset({Action.DELETE, Action.READ, Action.FORGET, Action.NO_OP})
 
 
@@ -130,19 +155,111 @@ def _attrs_not_shown_note(n: int, report: EnvReport) -> str:
 # resource and attribute lines (unredacted; callers redact)
 
 
+def describe_change(change: ResourceChange, *, drift: bool = False) -> str:
+    """What happens to one resource instance, in the words of Terraform's plan output (no
+    address): ``"update in-place (moved from aws_s3_bucket.old)"``, ``"replace (forced by: ami)"``,
+    ``"destroy (because aws_instance.web is not in configuration)"``, ``"import (id "i-1")"``.
+    ``drift`` describes an entry of ``resource_drift`` (changed or deleted outside Terraform)."""
+    action, reason = change.action, change.action_reason
+    why: list[str] = []
+    if drift:
+        verb = ("deleted outside Terraform" if action is Action.DELETE
+                else "changed outside Terraform")
+        if change.address_rebuilt:
+            why.append("address rebuilt: this Terraform version wrote none")
+    elif action is Action.NO_OP:  # kept only because it moves or is imported
+        verb = f"moved from {change.previous_address}" if change.moved else "import"
+    elif action is Action.OTHER:
+        verb = "+".join(change.actions)
+    elif action is Action.REPLACE and "forget" in change.actions:
+        verb = "replace, but the existing object will not be destroyed (destroy = false)"
+    elif action is Action.REPLACE:
+        verb = _REPLACE_VERB.get(reason or "", "replace")
+        if change.replace_paths:
+            why.append("forced by: " + ", ".join(change.replace_paths[:5])
+                       + (f" and {len(change.replace_paths) - 5} more"
+                          if len(change.replace_paths) > 5 else ""))
+    else:
+        verb = _VERB[action]
+        if action is Action.FORGET:
+            why.append("destroy = false is set in the configuration")
+    if not drift:
+        why += _delete_why(change) if action is Action.DELETE else []
+        if action is Action.READ and reason in _READ_WHY:
+            why.append(_READ_WHY[reason])
+        if reason and reason not in _KNOWN_REASONS:
+            why.append(reason)  # a reason this version does not know: shown as Terraform wrote it
+    if change.deposed:
+        why.append(f"deposed object {change.deposed}, left over from a failed replacement")
+    if change.moved and action is not Action.NO_OP:
+        why.append(f"moved from {change.previous_address}")
+    if change.importing and not drift:
+        if action is Action.NO_OP and not change.moved:
+            why.append(f'id "{change.import_id}"' if change.import_id else "id not shown")
+        else:
+            why.append(f'imported from "{change.import_id}"' if change.import_id
+                       else "imported first")
+        if change.generated_config:
+            why.append("config will be generated")
+        if change.is_destructive:
+            why.append("warning: this destroys the imported object")
+    return f"{verb} ({'; '.join(why)})" if why else verb
+
+
+def _delete_why(change: ResourceChange) -> list[str]:
+    reason, index = change.action_reason, change.index
+    if reason == "delete_because_no_resource_config":
+        return [f"because {change.type}.{change.name} is not in configuration"]
+    if reason == "delete_because_no_move_target":
+        return [f"because {change.previous_address} was moved to {change.address}, which is "
+                "not in configuration"]
+    if reason == "delete_because_no_module":
+        return [f"because {change.module_address} is not in configuration"]
+    if reason == "delete_because_wrong_repetition":
+        return ["because resource uses count or for_each" if index is None else
+                "because resource does not use count" if isinstance(index, int) else
+                "because resource does not use for_each"]
+    if reason == "delete_because_count_index":
+        return [f"because index [{index}] is out of range for count"]
+    if reason == "delete_because_each_key":
+        return [f'because key ["{index}"] is not in for_each map']
+    return []
+
+
 def _resource_line(change: ResourceChange, *, drift: bool = False) -> str:
     sigil = "+/-" if change.create_before_destroy else _SIGIL[change.action]
-    verb = _VERB[change.action]
-    if drift:
-        verb = ("deleted outside Terraform" if change.action is Action.DELETE
-                else "changed outside Terraform")
-    if change.action is Action.OTHER:
-        verb = "+".join(change.actions)
-    if change.deposed:
-        verb += f" (deposed object {change.deposed})"
-    reason = f" ({change.action_reason})" if change.action_reason else ""
-    moved = f" (moved from {change.previous_address})" if change.previous_address else ""
-    return _fence_safe(f"{sigil} {change.address}  # {verb}{reason}{moved}")
+    return _fence_safe(f"{sigil} {change.address}  # {describe_change(change, drift=drift)}")
+
+
+def plan_notes(plan: Plan, *, cap: int | None = None) -> list[str]:
+    """Markdown lines saying what the counts do not: an errored, incomplete or not applyable
+    plan, and the checks that did not pass (at most ``cap`` listed; None: all)."""
+    notes = []
+    if plan.errored:
+        notes.append("❌ **Planning failed**: Terraform stopped with an error, so this plan "
+                     "cannot be applied; the changes listed are those planned before the error.")
+    elif plan.applyable is False and plan.has_changes:
+        notes.append("⚠️ **Not applyable**: Terraform marked this plan as one that cannot be "
+                     "applied.")
+    if plan.deferred or plan.complete is False and not plan.errored:
+        why = sorted({_DEFERRED_WHY.get(d.reason, d.reason) for d in plan.deferred})
+        notes.append("⚠️ **Incomplete plan**: "
+                     + (f"{_plural(len(plan.deferred), 'change')} deferred ({'; '.join(why)}): "
+                        if plan.deferred else "")
+                     + "another plan and apply will be needed after this one.")
+    if plan.checks:
+        failed = [c for c in plan.checks if c.status in ("fail", "error")]
+        unknown = len(plan.checks) - len(failed)
+        parts = ([f"{len(failed)} failed"] if failed else []) + (
+            [f"{unknown} not known until apply"] if unknown else [])
+        notes.append(f"{'❌' if failed else '⚠️'} **Checks:** {', '.join(parts)}")
+        shown = plan.checks if cap is None else plan.checks[:cap]
+        for check in shown:
+            problem = "; ".join(check.problems) if check.problems else "no message"
+            notes.append(f"- {_code(check.address)} {check.status}: {problem}")
+        if len(shown) < len(plan.checks):
+            notes.append(f"- … and {len(plan.checks) - len(shown)} more")
+    return notes
 
 
 def _attribute_line(attr: AttributeChange) -> str:
@@ -211,6 +328,8 @@ def _status(r: EnvReport) -> str:
         return "not planned"
     if plan.errored:
         text = "❌ plan errored"
+    elif plan.deferred or plan.complete is False:
+        text = "⚠️ incomplete plan"
     elif plan.destructive:
         text = "⚠️ destructive changes"
     elif plan.has_changes:
@@ -219,6 +338,9 @@ def _status(r: EnvReport) -> str:
         text = "✅ no changes"
     if plan.drift:
         text += f" · drift: {len(plan.drift)}"
+    failed = sum(c.status in ("fail", "error") for c in plan.checks)
+    if failed:
+        text += f" · checks failed: {failed}"
     return text
 
 
@@ -228,8 +350,8 @@ def _destructive_section(reports: Sequence[EnvReport], budget: int) -> str:
         return ""
     title = f"**⚠️ Destructive changes ({len(entries)})**\n\n"
     listed = _redact_lines([
-        f"- {_code(r.env)} **{'destroy' if c.action is Action.DELETE else _VERB[c.action]}** "
-        f"{_code(c.address)}{f' ({c.action_reason})' if c.action_reason else ''}"
+        f"- {_code(r.env)} {_code(_short(c.address, MAX_LISTED_ADDRESS))}: "
+        f"**{describe_change(c)}**"
         for r, c in entries[:MAX_DESTRUCTIVE_LISTED]
     ])
     total = len(entries)
@@ -271,7 +393,7 @@ class _EnvBlock:
         plan = r.plan
         if plan is None:
             return False
-        return bool(plan.changes or plan.drift or plan.outputs
+        return bool(plan.changes or plan.drift or plan.outputs or plan_notes(plan, cap=0)
                     or (r.policy is not None and not r.policy.passed))
 
     def _open(self) -> str:
@@ -316,6 +438,10 @@ class _EnvBlock:
                 lines.append(f"- … and {len(v) - cap} more")
             before += "".join(f"{line}\n" for line in _redact_lines(lines)) + "\n"
         plan = r.plan
+        if plan is not None:
+            notes = plan_notes(plan, cap=cap)
+            if notes:
+                before += "".join(f"{line}\n" for line in _redact_lines(notes)) + "\n"
         if plan is not None and plan.drift:
             names = ", ".join(_code(d.address) for d in plan.drift[:cap])
             more = f", … and {len(plan.drift) - cap} more" if len(plan.drift) > cap else ""
@@ -513,14 +639,16 @@ def render_plan_summary(plan: Plan, policy: PolicyReport | None,
 
 def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, cap: int) -> str:
     c = plan.counts
-    lines = [f"**Plan:** {c.summary()}" if plan.has_changes or c.total else "**Plan:** no changes"]
+    lines = [f"**Plan:** {_headline(plan)}"]
+    notes = plan_notes(plan, cap=cap)
+    if notes:
+        lines += ["", *notes]
     destructive = plan.destructive
     if destructive:
         lines += ["", f"**⚠️ Destructive changes ({len(destructive)}):**", ""]
         for change in destructive[:cap]:
-            verb = "destroy" if change.action is Action.DELETE else _VERB[change.action]
-            reason = f" ({change.action_reason})" if change.action_reason else ""
-            lines.append(f"- {verb} {_code(change.address)}{reason}")
+            lines.append(f"- {_code(_short(change.address, MAX_LISTED_ADDRESS))}: "
+                         f"{describe_change(change)}")
         if len(destructive) > cap:
             lines.append(f"- … and {len(destructive) - cap} more")
     others = [ch for ch in plan.changes_destructive_first if not ch.is_destructive]
@@ -533,7 +661,8 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
                                    for a in change.attributes[:3])
                 if len(change.attributes) > 3:
                     detail += f"; +{len(change.attributes) - 3} more"
-            lines.append(f"- {_VERB[change.action]} {_code(change.address)}"
+            lines.append(f"- {_code(_short(change.address, MAX_LISTED_ADDRESS))}: "
+                         f"{describe_change(change)}"
                          + (f" ({_code(detail)})" if detail else ""))
         if len(others) > cap:
             lines.append(f"- … and {len(others) - cap} more")
@@ -552,6 +681,18 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
     if fingerprint:
         lines += ["", f"**Plan fingerprint:** {_code(fingerprint)}"]
     return "\n".join(lines) + "\n"
+
+
+def _headline(plan: Plan) -> str:
+    """The counts, or what stands for them when nothing is counted (Terraform's wording)."""
+    c = plan.counts
+    if plan.has_changes or c.total:
+        return c.summary()
+    if plan.errored:
+        return "planning failed: Terraform encountered an error while generating this plan"
+    if plan.deferred:
+        return "no current changes: this plan requires another plan to be applied first"
+    return "no changes"
 
 
 def _short(value: str, width: int = 40) -> str:
@@ -575,17 +716,21 @@ def render_plan_markdown(env: str, plan: Plan, policy: PolicyReport | None) -> s
         meta += " · **plan errored (cannot be applied)**"
     out += [meta, ""]
     if plan.has_changes or c.total:
-        out.append(f"**{c.summary()}** (Terraform's count: {c.terraform_add} to add, "
+        imports = f"{c.imports} to import, " if c.imports else ""
+        out.append(f"**{c.summary()}** (Terraform's count: {imports}{c.terraform_add} to add, "
                    f"{c.change} to change, {c.terraform_destroy} to destroy)")
+    elif plan.errored or plan.deferred:
+        out.append(f"**{_headline(plan).capitalize()}.**")
     else:
         out.append("**No changes.** The infrastructure matches the configuration.")
     out.append("")
+    notes = plan_notes(plan)
+    if notes:
+        out += [*notes, ""]
     if plan.destructive:
         out += [f"## ⚠️ Destructive changes ({len(plan.destructive)})", ""]
         for change in plan.destructive:
-            verb = "destroy" if change.action is Action.DELETE else _VERB[change.action]
-            reason = f" ({change.action_reason})" if change.action_reason else ""
-            out.append(f"- **{verb}** {_code(change.address)}{reason}")
+            out.append(f"- {_code(change.address)}: **{describe_change(change)}**")
         out.append("")
     if policy is not None:
         out += ["## Tag policy", ""]
@@ -612,5 +757,10 @@ def render_plan_markdown(env: str, plan: Plan, policy: PolicyReport | None) -> s
         out += ["## Outputs", "", "```diff"]
         out += [_output_line(o) for o in plan.outputs]
         out += ["```", ""]
+    if plan.deferred:
+        out += [f"## Deferred ({len(plan.deferred)})", ""]
+        out += [f"- {_code(d.address)} ({'+'.join(d.actions) or 'change'}): "
+                f"{_DEFERRED_WHY.get(d.reason, d.reason)}" for d in plan.deferred]
+        out.append("")
     return "\n".join(_redact_lines(out)) + "\n"
 

@@ -9,7 +9,22 @@ answer:
     route       repository not on the allowlist               -> 403
 
 What survives becomes a `Decision`: "run" a deployment (with parameters and an idempotency key so
-that redeliveries and duplicate events start one run) or "ignore" it with a reason. `create_app`
+that redeliveries and duplicate events start one run) or "ignore" it with a reason.
+
+Routing rules (the choices that GitHub's documentation leaves to us are marked *):
+
+* A pull request comes from a fork when its head repository is not its base repository (ids
+  compared, then full names); a deleted head repository counts as a fork. (`head.repo.fork` only
+  says the repository is itself a fork of another one: PRs inside such a repository are ordinary.)
+* opened, synchronize, reopened plan the head commit. *ready_for_review plans too, with the same
+  idempotency key: drafts are planned like any PR, so it starts a run only if that head was never
+  planned. *edited plans again only when the base branch changed (`changes.base`); title and body
+  edits do not. *converted_to_draft, labeled, assigned, review requests... do not change the code
+  or its target and are ignored with that reason.
+* A push that deletes a branch never deploys. *A force-push to the default branch deploys its new
+  head like any push (the branch is the desired state; the deploy plans and asks approval as
+  usual), and its idempotency key names the commit it replaced, so force-pushing back to a commit
+  deployed before deploys it again instead of finding the old run. `create_app`
 wraps this in a Starlette app; starting the run is the `Launcher`'s job (the Prefect one lives
 with the flows). Nothing here imports Prefect.
 """
@@ -52,7 +67,7 @@ def pr_tag(repository: str, pr_number: int) -> str:
     return f"{PR_TAG_PREFIX}{repository.lower()}#{pr_number}"
 
 
-_PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
+_PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 _SHA_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
@@ -76,17 +91,28 @@ class PullRequestEvent:
     base_ref: str
     head_repository: str | None
     """`owner/name` of the head repository; None when the fork was deleted."""
-    head_is_fork: bool
     merged: bool
     base_repository: str = ""
     """`owner/name` of the base repository (the webhook's repository when absent)."""
+    head_repository_id: int | None = None
+    base_repository_id: int | None = None
+    """The base repository's id (the webhook's repository's when absent)."""
+    base_changed: bool = False
+    """An `edited` delivery that changed the base branch (`changes.base`)."""
 
     @property
     def from_fork(self) -> bool:
-        """True when the head repository is a fork, deleted, or not the base repository."""
+        """True when the head repository is not the base repository, or was deleted.
+
+        Ids decide when both are known (a repository keeps its id when renamed; a new repository
+        under an old name gets a new one); otherwise the full names, without case.
+        """
+        if self.head_repository is None:
+            return True
+        if self.head_repository_id is not None and self.base_repository_id is not None:
+            return self.head_repository_id != self.base_repository_id
         base = self.base_repository or self.repository
-        return (self.head_is_fork or self.head_repository is None
-                or self.head_repository.lower() != base.lower())
+        return self.head_repository.lower() != base.lower()
 
 
 @dataclass(frozen=True)
@@ -301,6 +327,7 @@ def _pull_request(payload: _Obj) -> PullRequestEvent:
     head, base = pr.obj("head"), pr.obj("base")
     head_repo, base_repo = head.optional_obj("repo"), base.optional_obj("repo")
     number = payload.optional_int("number") or pr.number("number")
+    changes = payload.optional_obj("changes")
     return PullRequestEvent(
         action=payload.text("action"),
         repository=repository,
@@ -310,9 +337,11 @@ def _pull_request(payload: _Obj) -> PullRequestEvent:
         head_ref=head.ref("ref"),
         base_ref=base.ref("ref"),
         head_repository=head_repo.repo_name() if head_repo is not None else None,
-        head_is_fork=head_repo.flag("fork", default=False) if head_repo is not None else True,
         merged=pr.flag("merged", default=False),
         base_repository=base_repo.repo_name() if base_repo is not None else "",
+        head_repository_id=head_repo.optional_int("id") if head_repo is not None else None,
+        base_repository_id=(base_repo or payload.obj("repository")).optional_int("id"),
+        base_changed=changes is not None and changes.has("base"),
     )
 
 
@@ -377,27 +406,30 @@ def route(event: WebhookEvent, *, delivery_id: str, allowlist: frozenset[str],
         if event.from_fork and not allow_forks:
             return ignore(f"pull request #{event.number} comes from a fork "
                           f"({event.head_repository or 'deleted repository'}); forks do not run")
-        if event.action in _PLAN_ACTIONS:
-            return Decision(
-                "run", f"pull request #{event.number} {event.action}",
-                deployment=PR_PLAN_DEPLOYMENT,
-                parameters={"repository": repository, "pr_number": event.number,
-                            "head_sha": event.head_sha, "base_ref": event.base_ref},
-                idempotency_key=f"{PR_PLAN_DEPLOYMENT}:{repository.lower()}"
-                                f"#{event.number}@{event.head_sha}",
-                delivery_id=delivery_id)
-        if event.action == "closed":
-            if event.merged:
-                return ignore(f"pull request #{event.number} merged: the push to the default "
-                              "branch starts the deploy")
-            return Decision(
-                "run", f"pull request #{event.number} closed without merge",
-                deployment=PR_CLOSED_DEPLOYMENT,
-                parameters={"repository": repository, "pr_number": event.number},
-                idempotency_key=f"{PR_CLOSED_DEPLOYMENT}:{repository.lower()}"
-                                f"#{event.number}@{event.head_sha}",
-                delivery_id=delivery_id)
-        return ignore(f"pull request action {event.action!r} does not start a run")
+        plan_key = (f"{PR_PLAN_DEPLOYMENT}:{repository.lower()}"
+                    f"#{event.number}@{event.head_sha}")
+        if event.action == "edited":
+            if not event.base_changed:
+                return ignore(f"pull request #{event.number} edited (title or body): the code "
+                              "and its base did not change")
+            # the same head against another base: a new plan, one per base change
+            plan_key += f":base-edited:{delivery_id}"
+        elif event.action not in _PLAN_ACTIONS:
+            if event.action == "closed":
+                return _closed(event, repository, delivery_id)
+            if event.action == "converted_to_draft":
+                return ignore(f"pull request #{event.number} converted to draft: drafts keep "
+                              "their plan, and pushes to them are planned")
+            return ignore(f"pull request action {event.action!r} does not change the code or "
+                          "its base: no plan")
+        what = ("base branch changed" if event.action == "edited"
+                else "ready for review" if event.action == "ready_for_review" else event.action)
+        return Decision(
+            "run", f"pull request #{event.number} {what}",
+            deployment=PR_PLAN_DEPLOYMENT,
+            parameters={"repository": repository, "pr_number": event.number,
+                        "head_sha": event.head_sha, "base_ref": event.base_ref},
+            idempotency_key=plan_key, delivery_id=delivery_id)
 
     if isinstance(event, PushEvent):
         if event.ref.startswith("refs/tags/"):
@@ -409,18 +441,37 @@ def route(event: WebhookEvent, *, delivery_id: str, allowlist: frozenset[str],
         branch = event.ref[len("refs/heads/"):]
         if default_branch_only and branch != event.default_branch:
             return ignore(f"push to {branch}, not the default branch {event.default_branch}")
+        key = f"{DEPLOY_MAIN_DEPLOYMENT}:{repository.lower()}@{event.after}"
+        reason = f"push to {branch}"
+        if event.forced:
+            # history rewritten: the new head may be a commit deployed before, so the key names
+            # the commit it replaced (a redelivery of this push still finds the same run)
+            key += f":forced-from:{event.before}"
+            reason = f"force-push to {branch} (replacing {event.before[:12]})"
         return Decision(
-            "run", f"push to {branch}",
+            "run", reason,
             deployment=DEPLOY_MAIN_DEPLOYMENT,
             parameters={"repository": repository, "sha": event.after, "ref": event.ref},
-            idempotency_key=f"{DEPLOY_MAIN_DEPLOYMENT}:{repository.lower()}@{event.after}",
-            delivery_id=delivery_id)
+            idempotency_key=key, delivery_id=delivery_id)
 
     if isinstance(event, IssueCommentEvent):
         where = "pull request" if event.on_pull_request else "issue"
         return ignore(f"comments ({where} #{event.issue_number}) do not start runs")
 
     return ignore(f"event {event.event!r} is not handled")
+
+
+def _closed(event: PullRequestEvent, repository: str, delivery_id: str) -> Decision:
+    if event.merged:
+        return Decision("ignore", f"pull request #{event.number} merged: the push to the default "
+                        "branch starts the deploy", delivery_id=delivery_id)
+    return Decision(
+        "run", f"pull request #{event.number} closed without merge",
+        deployment=PR_CLOSED_DEPLOYMENT,
+        parameters={"repository": repository, "pr_number": event.number},
+        idempotency_key=f"{PR_CLOSED_DEPLOYMENT}:{repository.lower()}"
+                        f"#{event.number}@{event.head_sha}",
+        delivery_id=delivery_id)
 
 
 # -- the ASGI app ------------------------------------------------------------------------------

@@ -177,3 +177,19 @@ def test_table_rows() -> None:
     assert "replicas: 2 → 5" in rows[0]["drift"]
     assert rows[1]["status"] == "skipped" and "deploy" in rows[1]["reason"]
     assert rows[2]["status"] == "in_sync" and rows[2]["drifted resources"] == "0"
+
+
+UPSTREAM = Path(__file__).resolve().parent / "fixtures" / "plans" / "upstream"
+
+
+def test_an_unapplied_move_is_pending_not_drift() -> None:
+    """Terraform's own moved_with_refresh_only / moved_simple plans of one configuration: the
+    refresh-only plan lists the move in resource_drift, the normal plan as a no-op move."""
+    r = classify(load_plan(UPSTREAM / "terraform_moved_with_refresh_only.json"),
+                 load_plan(UPSTREAM / "terraform_moved_simple.json"),
+                 environment="dev", commit=SHA)
+    assert r.status is EnvDriftStatus.PENDING_CHANGES and not r.has_drift
+    assert r.pending_addresses == ("tfcoremock_simple_resource.second",)
+    assert r.pending.moves == 1 and r.pending.total == 1
+    assert "1 to move" in render_drift_table([r])[0]["pending"]
+

@@ -235,8 +235,9 @@ def test_format_1_x_and_future_actions() -> None:
     assert gone.action is Action.FORGET and not gone.is_destructive
     assert future.action is Action.OTHER and future.actions == ("delete", "teleport")
     assert future.is_destructive and future.action_reason == "some_reason_from_the_future"
-    assert imported.action is Action.REPLACE
-    assert p.counts == Counts(replace=1, forget=1, other=1) and p.has_changes
+    assert imported.action is Action.REPLACE and not imported.is_destructive  # create+forget
+    assert imported.importing and imported.import_id == "net-7"
+    assert p.counts == Counts(replace=1, forget=1, other=1, imports=1) and p.has_changes
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,3 +300,140 @@ def test_big_plan_parses_every_resource() -> None:
     plan = parse_plan(doc)
     assert len(plan.changes) == 10_000
     assert plan.counts.total == 10_000
+
+
+# --------------------------------------------------------------------------------------------
+# documents nobody here wrote (tests/fixtures/plans/upstream/SOURCES.md)
+
+UPSTREAM = PLANS / "upstream"
+
+
+def upstream(name: str) -> Plan:
+    return load_plan(UPSTREAM / name)
+
+
+def test_terraform_1_0_0_drift_without_address_keeps_the_plan() -> None:
+    p = upstream("derived/terraform-1.0.0_drift_without_address.json")
+    # the valid changes are all there
+    assert [(c.address, c.action) for c in p.changes] == [
+        ("test_instance.no_refresh", Action.UPDATE),
+        ("test_instance.should_refresh", Action.UPDATE)]
+    # the drift keeps the entry Terraform wrote, under its rebuilt address; the unchanged one
+    # (1.0.0 listed every resource) is dropped, as Terraform 1.0.1 does
+    assert [(d.address, d.address_rebuilt) for d in p.drift] == [
+        ("test_instance.should_refresh", True)]
+    assert [(a.path, a.before, a.after) for a in p.drift[0].attributes] == [
+        ("ami", '"refresh-me"', '"refreshed"')]
+    # the same plan as 1.0.1 writes it: same drift, address as written
+    fixed = upstream("terraform_drift.json")
+    assert [(d.address, d.address_rebuilt) for d in fixed.drift] == [
+        ("test_instance.should_refresh", False)]
+    assert fixed.drift[0].attributes == p.drift[0].attributes
+
+
+def _as_terraform_1_0_0_drift(doc: dict[str, Any]) -> dict[str, Any]:
+    """Drift entries for every prior_state object (all in the root module), written the 1.0.0 way
+    (no address, no index): even-numbered objects drifted (name changed), the last one deleted
+    out of band."""
+    resources = doc["prior_state"]["values"]["root_module"]["resources"]
+    drift = []
+    for i, res in enumerate(resources):
+        before = dict(res["values"])
+        if i % 2 == 0:
+            before["name"] = "changed-outside"
+        after = None if i == len(resources) - 1 else res["values"]
+        drift.append({"mode": "managed", "type": res["type"], "name": res["name"],
+                      "change": {"actions": ["delete" if after is None else "update"],
+                                 "before": before, "after": after}})
+    return {**doc, "resource_drift": drift}
+
+
+def test_drift_without_address_takes_the_instance_key_from_the_refreshed_state() -> None:
+    doc = make_plan_doc(8, ("update",))
+    for res in doc["prior_state"]["values"]["root_module"]["resources"]:
+        res["address"] = res["address"].replace("module.m0.", "")  # root module, keyed by index
+    p = parse_plan(_as_terraform_1_0_0_drift(doc))
+    assert len(p.changes) == 8
+    assert [d.address for d in p.drift] == [
+        "sandbox_network.r[0]", "sandbox_load_balancer.r[2]", "sandbox_network.r[4]",
+        "sandbox_load_balancer.r[6]",
+        # deleted out of band: no refreshed object to match, so a placeholder key
+        "sandbox_database.r[?1]"]
+    assert all(d.address_rebuilt for d in p.drift)
+
+
+def test_drift_without_address_nor_type_is_refused() -> None:
+    doc = {"format_version": "0.1", "resource_drift": [{"change": {"actions": ["update"]}}]}
+    with pytest.raises(PlanParseError, match="no 'address', nor 'type' and 'name'"):
+        parse_plan(doc)
+
+
+def test_a_plan_that_only_moves_is_a_change() -> None:
+    for name in ("terraform_moved_simple.json", "terraform-json_moved_block.json"):
+        p = upstream(name)
+        assert p.has_changes, name
+        [move] = p.changes
+        assert move.action is Action.NO_OP and move.moved and move.previous_address
+        assert p.counts == Counts(no_op=1, moves=1) and p.counts.total == 1
+        assert p.counts.summary() == ("0 to add, 0 to change, 0 to destroy, 0 to replace, "
+                                      "1 to move")
+        assert not p.is_destroy and not p.destructive
+
+
+def test_a_move_with_an_update_counts_once_as_a_change() -> None:
+    p = upstream("terraform_moved_with_update.json")
+    [move] = p.changes
+    assert (move.action, move.previous_address) == (Action.UPDATE,
+                                                    "tfcoremock_simple_resource.base")
+    assert p.counts == Counts(change=1, moves=1) and p.counts.total == 1
+
+
+def test_a_move_seen_by_a_refresh_only_plan_is_not_drift() -> None:
+    p = upstream("terraform_moved_with_refresh_only.json")
+    assert p.drift == () and p.changes == () and not p.has_changes
+
+
+def test_a_plan_that_only_imports_is_a_change() -> None:
+    p = upstream("terraform_import_config_gen.json")
+    [imported] = p.changes
+    assert (imported.address, imported.action) == ("terraform_data.foo", Action.NO_OP)
+    assert imported.importing and imported.import_id == "bar" and imported.generated_config
+    assert p.has_changes and p.counts == Counts(no_op=1, imports=1)
+    assert p.counts.summary().startswith("1 to import, 0 to add")
+
+
+def test_a_plan_that_only_forgets_is_a_change_that_destroys_nothing() -> None:
+    p = upstream("derived/terraform-1.7_forget.json")
+    [gone] = p.changes
+    assert gone.action is Action.FORGET and not gone.is_destructive
+    assert gone.action_reason == "delete_because_no_resource_config"
+    assert p.has_changes and p.counts == Counts(forget=1) and not p.is_destroy
+
+
+def test_replace_paths_are_on_the_change() -> None:
+    p = upstream("terraform_requires_replace.json")
+    [replaced] = p.changes
+    assert replaced.action is Action.REPLACE and replaced.replace_paths == ("ami",)
+    assert replaced.action_reason == "replace_because_cannot_update"
+
+
+@pytest.mark.parametrize("name", ["terraform-1.2_condition_results.json",
+                                  "terraform-1.8_checks.json"])
+def test_failed_checks_are_kept_with_their_messages(name: str) -> None:
+    p = upstream(name)
+    assert [(c.address, c.status, c.problems) for c in p.checks] == [
+        ("test_instance.bar", "fail", ("Resource ID is unacceptably short (9 characters).",)),
+        ("test_instance.foo", "fail", ('Invalid AMI ID: must start with "ami-".',)),
+    ]
+
+
+def test_an_errored_plan_says_so() -> None:
+    p = upstream("opentofu_plan_error.json")
+    assert p.errored and p.applyable is None  # OpenTofu's test data omits applyable/complete
+    assert not p.has_changes
+
+
+def test_terraform_0_12_plan() -> None:
+    p = upstream("terraform-json_basic_0.12.json")
+    assert (p.format_version, p.terraform_version) == ("0.1", "0.12.11")
+    assert p.has_changes and p.counts.total == len(p.changes)

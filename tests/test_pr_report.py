@@ -9,7 +9,7 @@ import pytest
 from plan_factory import make_plan_doc
 
 from gitops.affected import AffectedSet, Impact, Reason
-from gitops.plan import Plan, parse_plan
+from gitops.plan import Plan, load_plan, parse_plan
 from gitops.policy import check_tags
 from gitops.pr_report import (
     MARKER,
@@ -107,3 +107,14 @@ def test_the_closed_comment():
     body = closed_comment(9)
     assert body.startswith(MARKER + "\n")
     assert "closed without merging" in body and "discarded" in body
+
+
+UPSTREAM = Path(__file__).resolve().parent / "fixtures" / "plans" / "upstream"
+
+
+def test_a_move_only_plan_is_not_reported_as_no_changes() -> None:
+    result = verdict(EnvReport("dev", load_plan(UPSTREAM / "terraform_moved_simple.json")))
+    assert (result.state, result.description) == (
+        "success", "0 to add, 0 to change, 0 to destroy, 0 to replace, 1 to move")
+    checks = verdict(EnvReport("dev", load_plan(UPSTREAM / "terraform-1.8_checks.json")))
+    assert checks.state == "success" and checks.description.endswith("; 2 checks failed")

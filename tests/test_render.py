@@ -95,7 +95,8 @@ def test_destructive_changes_come_first() -> None:
     update = details.index("~ module.lb.sandbox_load_balancer.this")
     assert replace < update
     summary = render_plan_summary(plan("replace.json"), None, None)
-    assert summary.index("Destructive") < summary.index("replace `module.network")
+    assert summary.index("Destructive") < summary.index(
+        "`module.network.sandbox_network.this`: replace")
     md = render_plan_markdown("dev", plan("replace.json"), None)
     assert md.index("-/+ module.web.sandbox_service.this") < md.index(
         "~ module.lb.sandbox_load_balancer.this")
@@ -275,3 +276,120 @@ def test_error_paths_are_shown_relative_to_the_checkout() -> None:
     assert "on terraform/environments/dev/dev.tfvars line 6" in shown
     assert "/srv/work/runs/42/headless/x" in shown  # only the checkout itself is cut
     assert relative_to_checkout(text, "/") == text
+
+
+# --------------------------------------------------------------------------------------------
+# plans nobody here wrote (tests/fixtures/plans/upstream/SOURCES.md), in Terraform's words
+
+UPSTREAM = PLANS / "upstream"
+
+
+def texts(p: Plan) -> tuple[str, str, str]:
+    """(PR comment, approval summary, artifact) of one plan."""
+    comment = render_pr_comment([report("dev", p)], header="h")
+    assert_well_formed(comment)
+    return comment, render_plan_summary(p, None, "fp"), render_plan_markdown("dev", p, None)
+
+
+def test_a_move_only_plan_is_shown_as_a_move_not_as_no_changes() -> None:
+    comment, summary, artifact = texts(load_plan(UPSTREAM / "terraform_moved_simple.json"))
+    move = ("tfcoremock_simple_resource.second  # moved from "
+            "tfcoremock_simple_resource.first")
+    assert move in comment and move in artifact
+    assert "no changes" not in comment.lower() and "no changes" not in artifact.lower()
+    assert summary.startswith("**Plan:** 0 to add, 0 to change, 0 to destroy, 0 to replace, "
+                              "1 to move")
+    assert "`tfcoremock_simple_resource.second`: moved from tfcoremock_simple_resource.first" \
+        in summary
+
+
+def test_a_move_with_an_update_says_both() -> None:
+    _, summary, artifact = texts(load_plan(UPSTREAM / "terraform_moved_with_update.json"))
+    line = ("~ tfcoremock_simple_resource.moved  # update in-place (moved from "
+            "tfcoremock_simple_resource.base)")
+    assert line in artifact
+    assert "1 to change" in summary and "1 to move" in summary
+
+
+def test_an_import_only_plan_is_shown_as_an_import() -> None:
+    comment, summary, artifact = texts(load_plan(UPSTREAM / "terraform_import_config_gen.json"))
+    line = 'terraform_data.foo  # import (id "bar"; config will be generated)'
+    assert line in comment and line in artifact
+    assert summary.startswith("**Plan:** 1 to import, 0 to add")
+    assert "(Terraform's count: 1 to import, 0 to add" in artifact
+
+
+def test_a_forget_says_the_object_is_not_destroyed() -> None:
+    _, summary, artifact = texts(load_plan(UPSTREAM / "derived" / "terraform-1.7_forget.json"))
+    assert "Destructive" not in summary and "Destructive" not in artifact
+    assert ("`null_resource.null_resource`: forget: no longer managed by Terraform, but not "
+            "destroyed (destroy = false is set in the configuration)") in summary
+
+
+def test_why_a_resource_is_replaced_or_destroyed() -> None:
+    comment, summary, _ = texts(load_plan(UPSTREAM / "terraform_requires_replace.json"))
+    assert "`test_instance.test`: replace (forced by: ami)" in summary
+    assert "-/+ test_instance.test  # replace (forced by: ami)" in comment
+    edge = render_plan_summary(load_plan(PLANS / "edge" / "mixed.json"), None, None)
+    assert ("`sandbox_database.old`: destroy (because sandbox_database.old is not in "
+            "configuration)") in edge
+    assert "delete_because_no_resource_config" not in edge
+    assert "read during apply (config refers to values not yet known)" in render_plan_markdown(
+        "dev", load_plan(PLANS / "edge" / "mixed.json"), None)
+
+
+def test_an_errored_plan_says_planning_failed() -> None:
+    comment, summary, artifact = texts(load_plan(UPSTREAM / "opentofu_plan_error.json"))
+    assert "❌ plan errored" in comment and "**Planning failed**" in comment
+    assert summary.startswith("**Plan:** planning failed")
+    assert "No changes" not in artifact and "Planning failed" in artifact
+
+
+@pytest.mark.parametrize("name", ["terraform-1.2_condition_results.json",
+                                  "terraform-1.8_checks.json"])
+def test_failed_checks_are_shown(name: str) -> None:
+    comment, summary, artifact = texts(load_plan(UPSTREAM / name))
+    assert "checks failed: 2" in comment
+    for text in (comment, summary, artifact):
+        assert "**Checks:** 2 failed" in text
+        assert "`test_instance.foo` fail: Invalid AMI ID: must start with \"ami-\"." in text
+
+
+def test_rebuilt_drift_addresses_are_marked() -> None:
+    artifact = render_plan_markdown("dev", load_plan(
+        UPSTREAM / "derived" / "terraform-1.0.0_drift_without_address.json"), None)
+    assert ("~ test_instance.should_refresh  # changed outside Terraform (address rebuilt: "
+            "this Terraform version wrote none)") in artifact
+
+
+def test_a_deferred_plan_is_incomplete() -> None:
+    """Terraform >= 1.8 (deferred actions): changes it could not plan yet; no public capture of
+    this shape was found, so it is built from the project's plan factory."""
+    from plan_factory import make_resource_change
+
+    doc = {**make_plan_doc(1), "format_version": "1.2", "applyable": True, "complete": False,
+           "deferred_changes": [{"reason": "provider_config_unknown",
+                                 "resource_change": make_resource_change(5, "create")}]}
+    p = parse_plan(doc)
+    assert [(d.address, d.reason, d.actions) for d in p.deferred] == [
+        ("module.m0.sandbox_service.r[5]", "provider_config_unknown", ("create",))]
+    comment, summary, artifact = texts(p)
+    assert "⚠️ incomplete plan" in comment
+    note = ("⚠️ **Incomplete plan**: 1 change deferred (its provider's configuration is not "
+            "known yet): another plan and apply will be needed after this one.")
+    assert note in summary and note in artifact
+    assert "- `module.m0.sandbox_service.r[5]` (create): its provider's configuration" in artifact
+
+
+def test_very_long_addresses_still_list_every_destructive_change_in_the_approval_form() -> None:
+    doc = make_plan_doc(30, ("delete",), realistic=False)
+    for i, change in enumerate(doc["resource_changes"]):
+        key = f"{i}-" + "k" * 5000  # a for_each key holding a whole document
+        change["address"] = change["address"].replace(f"r[{i}]", f'r["{key}"]')
+        change["index"] = key
+    summary = render_plan_summary(parse_plan(doc), None, "fp")
+    assert len(summary) <= 3000
+    assert summary.count("…") >= 5 and "- `module.m0.sandbox_network.r[\"0-kkk" in summary
+    comment = render_pr_comment([report("dev", parse_plan(doc))], header="h", limit=20_000)
+    assert len(comment) <= 20_000 and "**⚠️ Destructive changes (30)**" in comment
+    assert_well_formed(comment)

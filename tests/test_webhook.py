@@ -335,7 +335,8 @@ def test_pull_request_rules() -> None:
     assert decide(deleted_fork).decision == "ignore"
     assert decide(deleted_fork, allow_forks=True).decision == "run"
     other_base = parsed("pull_request.opened.1.json",
-                        pull_request__base__repo__full_name="Codertocat/Upstream")
+                        pull_request__base__repo__full_name="Codertocat/Upstream",
+                        pull_request__base__repo__id=1)
     assert decide(other_base).decision == "ignore"
     merged = decide(parsed("pull_request.closed-merged.1.json"))
     assert (merged.decision, merged.deployment) == ("ignore", None)
@@ -474,3 +475,140 @@ def test_fuzz_never_5xx_and_never_launches_unsigned(
         assert len(launcher.calls) == before
     if len(launcher.calls) > before:
         assert response.status_code == 202 and response.json()["decision"] == "run"
+
+
+# -- deliveries beyond the contract set (tests/fixtures/github/SOURCES.md) ------------------------
+
+MORE = Path(__file__).resolve().parent / "fixtures" / "github"
+MORE_REPOS = frozenset({"runatlantis/atlantis-tests", "Codertocat/Hello-World",
+                        "company-company/acme-rest-api-framework", "mhart/test-ci-project"})
+
+
+def more(name: str, **changes: Any) -> Any:
+    data = json.loads((MORE / name).read_bytes())
+    for dotted, value in changes.items():
+        *parents, leaf = dotted.split("__")
+        target = data
+        for key in parents:
+            target = target[key]
+        target[leaf] = value
+    return parse_event(name.split(".")[0], json.dumps(data).encode())
+
+
+def decide_more(event: Any, **kwargs: Any) -> Any:
+    return route(event, delivery_id="d-2", allowlist=MORE_REPOS, **kwargs)
+
+
+def test_a_pull_request_inside_a_repository_that_is_a_fork_is_planned() -> None:
+    """head.repo.fork is true because atlantis-tests is a fork of another repository; the PR
+    itself is between two branches of that one repository."""
+    opened = more("pull_request.opened.repo-is-a-fork.json")
+    assert not opened.from_fork
+    decision = decide_more(opened)
+    assert (decision.decision, decision.deployment) == ("run", PR_PLAN_DEPLOYMENT)
+    assert decision.parameters["head_sha"] == "c31fd9ea6f557ad2ea659944c3844a059b83bc5d"
+    closed = decide_more(more("pull_request.closed.repo-is-a-fork.json"))
+    assert (closed.decision, closed.deployment) == ("run", PR_CLOSED_DEPLOYMENT)
+
+
+def test_a_pull_request_from_another_repository_is_a_fork_whatever_its_fork_flag() -> None:
+    real_fork = parse_event("pull_request", payload("pull_request.opened.3.json"))  # KaTeX-bot
+    assert real_fork.from_fork and decide(real_fork).decision == "ignore"
+    unflagged = parsed("pull_request.opened.3.json", pull_request__head__repo__fork=False)
+    assert unflagged.from_fork and decide(unflagged).decision == "ignore"
+
+
+_repo_ids = st.none() | st.integers(1, 5)
+_repo_names = st.sampled_from(["runatlantis/atlantis-tests", "RunAtlantis/Atlantis-Tests",
+                               "someone/atlantis-tests"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=st.none() | st.tuples(_repo_ids, _repo_names),
+       base=st.none() | st.tuples(_repo_ids, _repo_names), top_id=_repo_ids)
+def test_fork_rule_holds_for_every_shape_of_head_and_base(
+        head: tuple[int | None, str] | None, base: tuple[int | None, str] | None,
+        top_id: int | None) -> None:
+    """head/base repositories present or null, with or without ids, same or other name: a PR
+    is from a fork exactly when its head repository is missing or is not the base repository
+    (ids decide when both are known, else names without case); `fork` flags never matter."""
+    data = json.loads((MORE / "pull_request.opened.repo-is-a-fork.json").read_bytes())
+    pr = data["pull_request"]
+    for side, value in (("head", head), ("base", base)):
+        if value is None:
+            pr[side]["repo"] = None
+        else:
+            pr[side]["repo"]["id"], pr[side]["repo"]["full_name"] = value
+            pr[side]["repo"]["fork"] = True
+    data["repository"]["id"] = top_id
+    event = parse_event("pull_request", json.dumps(data).encode())
+    base_id = base[0] if base is not None else top_id
+    base_name = base[1] if base is not None else data["repository"]["full_name"]
+    if head is None:
+        expected = True
+    elif head[0] is not None and base_id is not None:
+        expected = head[0] != base_id
+    else:
+        expected = head[1].lower() != base_name.lower()
+    assert event.from_fork is expected
+    assert decide_more(event).decision == ("ignore" if expected else "run")
+    assert decide_more(event, allow_forks=True).decision == "run"
+
+
+def test_ready_for_review_plans_the_head_once() -> None:
+    ready = decide_more(more("pull_request.ready_for_review.json"))
+    opened = decide(parse_event("pull_request", payload("pull_request.opened.1.json")))
+    assert (ready.decision, ready.deployment) == ("run", PR_PLAN_DEPLOYMENT)
+    assert ready.reason == "pull request #2 ready for review"
+    # the same head was planned when it was pushed as a draft: the same run, not a second one
+    assert ready.idempotency_key == opened.idempotency_key
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("pull_request.converted_to_draft.json", "converted to draft"),
+    ("pull_request.labeled.json", "'labeled' does not change the code"),
+    ("pull_request.edited-title.json", "edited (title or body)"),
+])
+def test_pull_request_actions_that_change_no_code_are_ignored_with_a_reason(
+        name: str, words: str) -> None:
+    decision = decide_more(more(name))
+    assert decision.decision == "ignore" and words in decision.reason
+
+
+def test_a_base_branch_change_plans_again() -> None:
+    event = more("pull_request.edited-base.json")
+    decision = decide_more(event)
+    assert (decision.decision, decision.deployment) == ("run", PR_PLAN_DEPLOYMENT)
+    assert decision.parameters["base_ref"] == event.base_ref == "4.3"  # was develop
+    assert decision.reason.endswith("base branch changed")
+    synchronize_key = (f"{PR_PLAN_DEPLOYMENT}:company-company/acme-rest-api-framework"
+                       f"#{event.number}@{event.head_sha}")
+    assert decision.idempotency_key == synchronize_key + ":base-edited:d-2"  # not the old run
+
+
+@pytest.mark.parametrize("default_branch_only", [True, False])
+def test_a_push_that_deletes_a_branch_never_deploys(default_branch_only: bool) -> None:
+    deleted = more("push.branch-deleted.json")
+    assert deleted.deleted and deleted.forced
+    assert decide_more(deleted, default_branch_only=default_branch_only).decision == "ignore"
+    on_default = more("push.branch-deleted.json", ref="refs/heads/master")
+    decision = decide_more(on_default, default_branch_only=default_branch_only)
+    assert decision.decision == "ignore" and decision.reason.startswith("branch deleted")
+
+
+def test_a_force_push_deploys_its_new_head_even_when_that_was_deployed_before() -> None:
+    forced = more("push.forced.json")
+    decision = decide_more(forced, default_branch_only=False)
+    assert (decision.decision, decision.deployment) == ("run", DEPLOY_MAIN_DEPLOYMENT)
+    assert decision.parameters["sha"] == "a0c794a979e29d44b7ef889c12d1703089f3e474"
+    assert decision.reason == "force-push to mhart-patch-1 (replacing f5c50fa625e0)"
+    ordinary = decide_more(more("push.forced.json", forced=False), default_branch_only=False)
+    assert ordinary.idempotency_key != decision.idempotency_key
+    assert decide_more(more("push.forced.json"),
+                       default_branch_only=False).idempotency_key == decision.idempotency_key
+
+
+def test_a_pull_request_from_github_enterprise_server_is_planned() -> None:
+    event = more("pull_request.opened.ghes-35.json")
+    assert not event.from_fork and event.head_repository_id == event.base_repository_id == 118
+    assert decide_more(event).decision == "run"
