@@ -64,6 +64,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         print(f"  settings    {box.env_file}")
         if "GITOPS_PREFECT_UI_URL" in env:
             print(f"  Prefect UI  {env['GITOPS_PREFECT_UI_URL']}")
+    elif args.action == "provision":
+        if not args.environment:
+            print("sandbox provision needs an environment name", file=sys.stderr)
+            return 2
+        _load_sandbox_env()
+        plan, apply = box.provision_environment(args.environment)
+        print(f"{args.environment}: IAM users and AwsCredentials blocks {plan}, {apply} "
+              "(the platform's step for an environment of its own)")
     elif args.action == "down":
         stopped = box.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -167,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sb = sub.add_parser("sandbox", help="local stand-in for the cloud (loopback only)")
-    sb.add_argument("action", choices=["up", "down", "status"])
+    sb.add_argument("action", choices=["up", "down", "status", "provision"])
+    sb.add_argument("environment", nargs="?", help="with provision: the new environment")
     sb.set_defaults(func=cmd_sandbox)
 
     tp = sub.add_parser("tamper", help="sandbox: change an object outside Terraform (makes drift)")

@@ -58,6 +58,7 @@ __all__ = [
     "ABSENT", "SENSITIVE", "SUPPORTED_FORMAT_MAJORS", "UNKNOWN",
     "Action", "AttributeChange", "CheckResult", "Counts", "DeferredChange", "FrozenMap",
     "OutputChange", "Plan", "ResourceChange", "count_changes", "load_plan", "parse_plan",
+    "sensitive_strings",
 ]
 
 SENSITIVE = "(sensitive)"
@@ -834,6 +835,36 @@ def _tags(values: Any, unknown: Any) -> tuple[bool, FrozenMap | None, frozenset[
     if unknown.get("tags") is True or unknown.get("tags_all") is True:
         return True, None, frozenset()
     return True, FrozenMap._own({}), frozenset()
+
+
+def sensitive_strings(doc: Mapping[str, Any]) -> set[str]:
+    """Every string value the plan document marks sensitive anywhere: resource changes (no-ops
+    included), drift, output changes and the prior state. For the scrubber's registry, so such a
+    value is masked in every encoding wherever it appears, however a plan prints it."""
+    found: set[str] = set()
+    for key in ("resource_changes", "resource_drift"):
+        for entry in doc.get(key) or ():
+            change = entry.get("change") if isinstance(entry, dict) else None
+            if isinstance(change, dict):
+                _collect_sensitive(change.get("before"), change.get("before_sensitive"), found)
+                _collect_sensitive(change.get("after"), change.get("after_sensitive"), found)
+    outputs = doc.get("output_changes")
+    for change in (outputs.values() if isinstance(outputs, dict) else ()):
+        if isinstance(change, dict):
+            _collect_sensitive(change.get("before"), change.get("before_sensitive"), found)
+            _collect_sensitive(change.get("after"), change.get("after_sensitive"), found)
+    prior = doc.get("prior_state")
+    values = prior.get("values") if isinstance(prior, dict) else None
+    modules = [values.get("root_module")] if isinstance(values, dict) else []
+    while modules:
+        module = modules.pop()
+        if not isinstance(module, dict):
+            continue
+        for resource in module.get("resources") or ():
+            if isinstance(resource, dict):
+                _collect_sensitive(resource.get("values"), resource.get("sensitive_values"), found)
+        modules.extend(module.get("child_modules") or ())
+    return found
 
 
 def _collect_sensitive(value: Any, marker: Any, into: set[str]) -> None:

@@ -62,7 +62,9 @@ def planted(sandbox: Any) -> dict[str, str]:
     from deployments.blocks import AWS_BLOCK
 
     tokens = SandboxState.load(sandbox.state_file).tokens
-    values = {f"token:{name}": value for name, value in tokens.items()}
+    # Access key ids name a key (Prefect's own block events carry them); the secrets are searched.
+    values = {f"token:{name}": value for name, value in tokens.items()
+              if not name.endswith(".access_key_id")}
     creds = AwsCredentials.load(AWS_BLOCK, _sync=True)
     values["aws:secret"] = creds.aws_secret_access_key.get_secret_value()
     return values
@@ -282,3 +284,34 @@ def test_a_new_environment_is_planned_without_secrets_on_an_empty_state(
     assert report["fresh"].state == "success"
     assert report["fresh"].description.startswith("4 to add")
     assert "test-db-password-fresh" not in body  # its Secret block was never read
+
+
+def test_a_pr_reading_another_environments_state_is_denied_by_iam(sandbox, receiver, github,
+                                                                   infra, branch) -> None:
+    """The attacker knows the bucket, prod's key and the endpoint, and writes a remote-state read
+    into the shared stack: dev's plan runs with dev's plan user, which AWS (moto, enforcing IAM)
+    refuses prod's state."""
+    moto = SandboxState.load(sandbox.state_file).services["moto"].url
+    (infra.path / STACK / "steal.tf").write_text(
+        'data "terraform_remote_state" "prod" {\n'
+        '  count   = var.environment == "dev" ? 1 : 0\n'
+        '  backend = "s3"\n'
+        "  config = {\n"
+        '    bucket                      = "gitops-tfstate"\n'
+        '    key                         = "expense/prod/terraform.tfstate"\n'
+        '    region                      = "us-east-1"\n'
+        f'    endpoint                    = "{moto}"\n'
+        '    force_path_style            = true\n'
+        '    skip_credentials_validation = true\n'
+        '    skip_metadata_api_check     = true\n'
+        "  }\n}\n\n"
+        'output "stolen" {\n'
+        '  value = [for s in data.terraform_remote_state.prod : nonsensitive(s.outputs.db_password)]\n'
+        "}\n")
+    state, sha = open_pr(receiver, github, infra, branch, "Compare with prod")
+    assert state.is_completed(), state.message
+    report = {e.env: e for e in state.result().environments}
+    assert report["dev"].state == "failure"
+    body = plan_comments(github, 1)[0].body
+    assert "AccessDenied" in body or "403" in body
+    assert_nothing_leaked(planted(sandbox), channels(github, run_ids(receiver), report, (sha,)))

@@ -437,3 +437,19 @@ def test_terraform_0_12_plan() -> None:
     p = upstream("terraform-json_basic_0.12.json")
     assert (p.format_version, p.terraform_version) == ("0.1", "0.12.11")
     assert p.has_changes and p.counts.total == len(p.changes)
+
+
+def test_sensitive_strings_finds_secrets_held_only_in_state_or_no_op_changes() -> None:
+    """The database is unchanged in an update plan: its password is in a no-op change and the
+    prior state only, and is still found (the scrubber then masks it in every encoding)."""
+    import json
+
+    from gitops.plan import sensitive_strings
+
+    doc = json.loads((PLANS / "update.json").read_text())
+    assert "fixture-password-1" in sensitive_strings(doc)
+    assert not any(s in sensitive_strings(doc) for s in ("expense", "web"))
+    # Only the prior state holds it: still found.
+    state_only = {"prior_state": doc["prior_state"]}
+    assert "fixture-password-1" in sensitive_strings(state_only)
+    assert sensitive_strings({}) == set()
