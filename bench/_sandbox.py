@@ -124,7 +124,8 @@ class SandboxStack:
             f"worker_count = {int(worker_count)}\n"
         )
         settings = TerraformSettings(binary=TERRAFORM, timeout_seconds=300,
-                                     lock_timeout_seconds=30, env=self.terraform_env)
+                                     lock_timeout_seconds=30, env=self.terraform_env,
+                                     cli_config=str(self.cli_config))
         runner = TerraformRunner(self.stack_dir, settings=settings, data_dir=env_dir / "data",
                                  var_files=[var_file])
         runner.init(backend_overrides=self.backend_config(name))

@@ -243,12 +243,10 @@ def test_symlinks_out_of_the_checkout_refuse_the_pr(sandbox, receiver, github, i
 
 def test_a_backend_pointing_at_another_environment_never_reaches_its_state(
         sandbox, receiver, github, infra, branch) -> None:
-    from deployments.sandbox.aws import sandbox_client
     from deployments.sandbox.launcher import SANDBOX_BACKEND
 
     def versions() -> list[str]:
-        moto = SandboxState.load(sandbox.state_file).services["moto"].url
-        s3 = sandbox_client("s3", moto)
+        s3 = sandbox.aws_client("s3")  # the admin's key: moto enforces IAM
         listed = s3.list_object_versions(Bucket=SANDBOX_BACKEND.bucket,
                                          Prefix="expense/prod/")
         return sorted(v["VersionId"] for v in listed.get("Versions", []))
