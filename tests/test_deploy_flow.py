@@ -365,3 +365,37 @@ def test_manual_rollback_goes_back_to_the_previous_good_commit(sandbox, infra, a
     assert argo_app(argocd, sandbox, "expense-e2e-man")["status"]["sync"]["revision"] == good
     # The environment now matches the good commit exactly.
     assert deploy_state("e2e-man", good).result().outcome == "no-changes"
+
+
+def test_a_moved_state_backend_waits_for_the_environments_approval(sandbox, infra, argocd,
+                                                                   tmp_path, monkeypatch):
+    """Moving an environment's state (within what the platform grants) is a rule change: its next
+    deploy asks for approval, although the environment's rule needs none."""
+    from prefect.flow_runs import resume_flow_run
+
+    from deployments.sandbox.launcher import SANDBOX_GRANT
+
+    env = "e2e-move"
+    infra.add_environment(env)
+    first = infra.push(f"Add {env}")
+    assert deploy_state(env, first).is_completed()
+
+    grant = tmp_path / "grant.toml"  # the platform allows a second key (and keys that reach it)
+    grant.write_text(SANDBOX_GRANT.read_text() + (
+        f'\n[environments.{env}]\nplan_credentials = "gitops-aws"\n'
+        f'apply_credentials = "gitops-aws"\n'
+        f'state_keys = ["expense/{env}-v2/terraform.tfstate"]\n'))
+    monkeypatch.setenv("GITOPS_GRANT_FILE", str(grant))
+    backend = infra.path / "terraform" / "environments" / env / "backend.hcl"
+    backend.write_text(backend.read_text().replace(f"expense/{env}/", f"expense/{env}-v2/"))
+    moved = infra.push(f"Move {env}'s state")
+
+    run = Background(env, moved)
+    paused = find_paused_run(env)
+    assert wait_for_log(paused.id, f"the state moves from s3://gitops-tfstate/expense/{env}/")
+    assert state_versions(sandbox, f"{env}-v2") == 0  # nothing written while waiting
+    resume_flow_run(paused.id, run_input={"approve": True, "approver": "bob", "reason": "moving"})
+    state = run.join()
+    assert state.is_completed(), state.message
+    assert state.result().approver == "bob"
+    assert state_versions(sandbox, f"{env}-v2") >= 1
