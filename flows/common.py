@@ -16,9 +16,9 @@ from prefect.flow_runs import pause_flow_run
 from prefect.logging import get_run_logger
 
 from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
-from gitops.config import Environment, inside_checkout, load_configured, UnknownEnvironment
-from gitops.errors import ApprovalTimedOut, ConfigError
-from gitops.git import Commit, discard_run_files
+from gitops.config import Environment, inside_checkout, load_configured
+from gitops.errors import ApprovalTimedOut, ConfigError, UnknownEnvironment
+from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
 from gitops.webhook import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
@@ -121,8 +121,6 @@ def trusted_environments(settings: GitopsSettings, base: Path, *, code: Path | N
     """
     repo_url = settings.repository_url
     if code is not None and code_sha is not None:
-        from gitops.git import GitRepository
-
         repo = GitRepository(repo_url, Path(settings.workdir))
         if repo.resolve(settings.default_branch) == code_sha:
             loaded, broken = load_configured(code, settings.environments_dir)

@@ -21,9 +21,9 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from gitops.config import Environment, UnknownEnvironment, list_environments, load_configured
+from gitops.config import Environment, list_environments, load_configured
 from gitops.drift import DriftReport, NoticeKind, errored, notification, render_drift_table
-from gitops.errors import GitopsError
+from gitops.errors import GitopsError, UnknownEnvironment
 from gitops.grant import Phase
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace

@@ -25,7 +25,6 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator

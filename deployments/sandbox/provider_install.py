@@ -22,7 +22,6 @@ provider's code needs no re-init, re-installing with another interpreter does.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import stat
