@@ -1,12 +1,18 @@
 """The receiver process: where its secret and allowlist come from, the dry-run routing, the CLI
-commands, and the Prefect launcher against the real test Prefect server (over real HTTP)."""
+commands, the Prefect launcher against the real test Prefect server (over real HTTP), and the
+guard against slow or hostile clients (real uvicorn, raw sockets on loopback)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import select
+import socket
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +21,12 @@ import pytest
 
 from deployments.webhook_server import (
     PrefectLauncher,
+    ReceiverLimits,
+    UnverifiedBodyGuard,
     add_webhook_commands,
     build_app,
     load_allowlist,
+    load_limits,
     load_webhook_secret,
     route_file,
 )
@@ -25,6 +34,7 @@ from deployments.emulators.server import BackgroundServer
 from gitops.errors import ConfigError
 from gitops.settings import GitopsSettings
 from gitops.webhook import Decision, signature_for
+from webhook_fakes import FakeLauncher
 
 CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"
 REPO = "Codertocat/Hello-World"
@@ -263,3 +273,229 @@ def test_a_deployment_that_does_not_exist_answers_503_so_github_can_redeliver(re
             pass
     response = deliver(receiver, "push.default-branch.1.json", "d-4")
     assert response.status_code == 503
+
+
+# -- slow or hostile clients (real uvicorn on loopback, raw sockets) -----------------------------
+
+
+class RawClient:
+    """One HTTP/1.1 request written by hand over a loopback socket: headers now, body at will."""
+
+    def __init__(self, port: int, *, content_length: int | None = 1000, chunked: bool = False,
+                 extra: bytes = b"") -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        head = [b"POST /webhooks/github HTTP/1.1", b"Host: 127.0.0.1",
+                b"Content-Type: application/json", b"X-GitHub-Event: ping",
+                b"X-GitHub-Delivery: stalled-1", b"X-Hub-Signature-256: sha256=" + b"0" * 64]
+        if content_length is not None:
+            head.append(b"Content-Length: %d" % content_length)
+        if chunked:
+            head.append(b"Transfer-Encoding: chunked")
+        self.sock.sendall(b"\r\n".join(head) + b"\r\n\r\n" + extra)
+
+    def send(self, data: bytes) -> bool:
+        """Send more of the body; False once the server has closed the connection."""
+        try:
+            self.sock.sendall(data)
+            return True
+        except OSError:
+            return False
+
+    def answered(self) -> bool:
+        """Whether the server has written something (or closed) without waiting."""
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def response(self, timeout: float) -> tuple[int, dict[str, str], bool]:
+        """(status, headers, closed): one whole response (bounded by ``timeout``), and whether
+        the server then closed the connection."""
+        self.sock.settimeout(timeout)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self._recv()
+            assert chunk, f"connection closed before a response: {data[:200]!r}"
+            data += chunk
+        raw_head, body = data.split(b"\r\n\r\n", 1)
+        lines = raw_head.decode("latin-1").split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 "), lines[0]
+        headers = {k.lower(): v for k, v in (line.split(": ", 1) for line in lines[1:])}
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = self._recv()
+            assert chunk, "connection closed in the middle of the response"
+            body += chunk
+        self.sock.settimeout(1.0)
+        try:
+            closed = self._recv() == b""
+        except TimeoutError:
+            closed = False
+        return int(lines[0].split()[1]), headers, closed
+
+    def _recv(self) -> bytes:
+        try:
+            return self.sock.recv(65536)
+        except ConnectionResetError:
+            return b""
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class BodyCounter:
+    """ASGI middleware that counts the body bytes the app under it took from the server."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.received = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def counted() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.received += len(message.get("body", b""))
+            return message
+
+        await self.app(scope, counted, send)
+
+
+@dataclass
+class Guarded:
+    server: BackgroundServer
+    app: UnverifiedBodyGuard
+    launcher: FakeLauncher
+    counter: BodyCounter
+
+    def wait_held(self, count: int, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.app.held == count:
+                return True
+            time.sleep(0.01)
+        return self.app.held == count
+
+
+@contextmanager
+def guarded_receiver(**limits: Any) -> Iterator[Guarded]:
+    launcher = FakeLauncher()
+    app = build_app(SETTINGS, environ={"GITOPS_REPOSITORIES": REPO},
+                    load_block=BlockStore({"test-webhook-secret": SECRET}).load,
+                    launcher=launcher, limits=ReceiverLimits(**limits))
+    counter = BodyCounter(app)
+    with BackgroundServer(counter) as server:
+        yield Guarded(server, app, launcher, counter)
+
+
+def test_a_stalled_body_gets_408_at_the_deadline_and_the_connection_closed():
+    with guarded_receiver(body_timeout=1.0) as rx:
+        client = RawClient(rx.server.port, extra=b'{"zen": ')  # 8 of 1000 bytes, then nothing
+        start = time.monotonic()
+        status, headers, closed = client.response(timeout=6)
+        elapsed = time.monotonic() - start
+        client.close()
+        assert status == 408 and headers["connection"] == "close" and closed
+        assert 0.9 <= elapsed < 4, elapsed
+        assert rx.wait_held(0)
+        assert rx.launcher.calls == []
+
+
+def test_a_trickling_body_gets_408_too_the_deadline_is_for_the_whole_body():
+    with guarded_receiver(body_timeout=1.0) as rx:
+        client = RawClient(rx.server.port)
+        start = time.monotonic()
+        for _ in range(40):  # one byte every 0.1 s: never idle, never done
+            if client.answered() or not client.send(b" "):
+                break
+            time.sleep(0.1)
+        status, _, closed = client.response(timeout=6)
+        elapsed = time.monotonic() - start
+        client.close()
+        assert status == 408 and closed
+        assert 0.9 <= elapsed < 4, elapsed
+
+
+def test_beyond_the_cap_of_unverified_bodies_a_delivery_gets_503_at_once_and_no_slot_leaks():
+    with guarded_receiver(body_timeout=2.0, max_unverified=3) as rx:
+        stalled = [RawClient(rx.server.port) for _ in range(3)]
+        assert rx.wait_held(3)
+        extra = RawClient(rx.server.port)
+        start = time.monotonic()
+        status, headers, closed = extra.response(timeout=5)
+        assert status == 503 and time.monotonic() - start < 1.0
+        assert headers["retry-after"] == "5" and closed
+        extra.close()
+        for client in stalled:  # the held ones time out...
+            assert client.response(timeout=6)[0] == 408
+            client.close()
+        assert rx.wait_held(0)  # ...and give their slots back
+        response = deliver(rx.server.url, "pull_request.opened.1.json", "after-the-storm")
+        assert response.status_code == 202, response.text
+        assert len(rx.launcher.calls) == 1
+
+
+def test_a_client_that_disconnects_mid_body_frees_its_slot_at_once():
+    with guarded_receiver(body_timeout=60.0, max_unverified=1) as rx:
+        client = RawClient(rx.server.port, extra=b'{"zen"')
+        assert rx.wait_held(1)
+        assert deliver(rx.server.url, "ping.1.json", "while-full").status_code == 503
+        client.close()
+        assert rx.wait_held(0, timeout=5)  # long before the 60 s deadline
+        response = deliver(rx.server.url, "ping.1.json", "after-disconnect")
+        assert response.status_code == 200, response.text
+
+
+def test_an_oversized_body_is_refused_while_it_streams_in():
+    with guarded_receiver(max_body_bytes=16_384, max_unverified=1) as rx:
+        declared = RawClient(rx.server.port, content_length=10_000_000)
+        assert declared.response(timeout=5)[0] == 413  # from Content-Length, nothing read
+        declared.close()
+
+        chunked = RawClient(rx.server.port, content_length=None, chunked=True)
+        for _ in range(2000):  # at most 2 MB, in 1 KiB chunks, until the server answers
+            if chunked.answered() or not chunked.send(b"400\r\n" + b"x" * 1024 + b"\r\n"):
+                break
+        status, _, closed = chunked.response(timeout=5)
+        chunked.close()
+        assert status == 413 and closed
+        # The guard stopped reading at the limit: beyond it, at most what uvicorn had already
+        # buffered for one receive (its flow control pauses reading at 64 KiB).
+        assert rx.counter.received <= 16_384 + 2 * 65_536, rx.counter.received
+        assert rx.wait_held(0)
+        assert deliver(rx.server.url, "ping.1.json", "after-413").status_code == 200
+
+
+def test_refusals_of_every_kind_leave_no_slot_held():
+    with guarded_receiver(body_timeout=1.0, max_unverified=1) as rx:
+        assert deliver(rx.server.url, "ping.1.json", "bad-sig", secret="wrong").status_code == 401
+        empty = RawClient(rx.server.port, content_length=None)  # no length, not chunked: no body
+        status, _, closed = empty.response(timeout=5)
+        assert status == 401 and not closed  # the body was read: the connection can go on
+        empty.close()
+        assert rx.wait_held(0)
+        response = httpx.get(f"{rx.server.url}/healthz", timeout=5)  # not guarded
+        assert response.status_code == 200
+        assert deliver(rx.server.url, "pull_request.opened.1.json", "ok").status_code == 202
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({}, ReceiverLimits(10.0, 64)),
+    ({"GITOPS_WEBHOOK_BODY_TIMEOUT_SECONDS": "2.5", "GITOPS_WEBHOOK_MAX_UNVERIFIED": " 8 "},
+     ReceiverLimits(2.5, 8)),
+])
+def test_limits_come_from_the_environment(environ, expected):
+    assert load_limits(environ) == expected
+
+
+@pytest.mark.parametrize("environ", [
+    {"GITOPS_WEBHOOK_BODY_TIMEOUT_SECONDS": "soon"}, {"GITOPS_WEBHOOK_BODY_TIMEOUT_SECONDS": "0"},
+    {"GITOPS_WEBHOOK_BODY_TIMEOUT_SECONDS": "inf"}, {"GITOPS_WEBHOOK_MAX_UNVERIFIED": "0"},
+    {"GITOPS_WEBHOOK_MAX_UNVERIFIED": "many"},
+])
+def test_malformed_limits_refuse_to_start(environ):
+    with pytest.raises(ConfigError):
+        load_limits(environ)
+
+
+def test_cli_webhook_serve_takes_the_limits():
+    args = parser().parse_args(["webhook", "serve", "--body-timeout", "3", "--max-unverified", "9"])
+    assert (args.body_timeout, args.max_unverified) == (3.0, 9)
+    args = parser().parse_args(["webhook", "serve"])
+    assert (args.body_timeout, args.max_unverified) == (None, None)
