@@ -19,7 +19,7 @@ from gitops.errors import ConfigError, PolicyViolation, StalePlan, TerraformVali
 from gitops.guard import check_stack_backend
 from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
 from gitops.plan import Plan, parse_plan, sensitive_strings
-from gitops.scrub import register_secret
+from gitops.scrub import register_all
 from gitops.policy import PolicyReport, check_tags
 from gitops.render import render_plan_summary
 from gitops.terraform import (
@@ -144,8 +144,7 @@ def stage_plan(ws: EnvWorkspace, *, refresh_only: bool = False, label: str = "pl
     if result.status is PlanStatus.LOCKED:
         return StagedPlan(ws.name, ws.commit, result.status, "", None, None, None,
                           "state is locked", lock=result.lock)
-    for value in sensitive_strings(result.plan_json):
-        register_secret(value)  # state-held secrets too: masked in every encoding from now on
+    register_all(sensitive_strings(result.plan_json))  # state-held secrets: masked from now on
     plan = parse_plan(result.plan_json)
     policy = check_tags(plan)
     fingerprint = PlanFingerprint(plan_sha256=result.plan_sha256, state=result.state,
