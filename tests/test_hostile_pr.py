@@ -24,10 +24,11 @@ import pytest
 
 from deployments.sandbox.launcher import SandboxState
 from gitops.git import run_git
+from gitops.git import seed_repository
+from tests.infra_repo import REPO_ROOT, InfraRepo
 from test_pr_plan_flow import (  # noqa: F401 - fixtures
     REPO,
     github,
-    infra,
     plan_comments,
     pull_request,
     push_branch,
@@ -130,6 +131,16 @@ def open_pr(receiver: Any, github: Any, infra: Any, branch: str, message: str) -
 
 def run_ids(receiver: Any) -> list[str]:
     return [str(s.state_details.flow_run_id) for s in receiver.launcher.states]
+
+
+@pytest.fixture()
+def infra(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InfraRepo:
+    """An infrastructure repository of its own holding dev, staging and prod as shipped (the
+    sandbox's shared one gathers every other test's environments)."""
+    bare = tmp_path / "infra.git"
+    seed_repository(bare, REPO_ROOT, tmp_path / "seed")
+    monkeypatch.setenv("GITOPS_REPOSITORY_URL", bare.as_uri())
+    return InfraRepo(bare.as_uri(), tmp_path / "work")
 
 
 @pytest.fixture()
