@@ -260,9 +260,9 @@ def env_report(settings: GitopsSettings, staged: StagedPlan, pr_number: int,
                          error=f"state is locked{who}; not planned (push again or re-run later)")
     artifact_id = publish_markdown(
         f"pr-{pr_number}-plan-{staged.environment}",
-        render_plan_markdown(staged.environment, staged.plan, staged.policy),
+        render_plan_markdown(staged.environment, staged.plan, staged.checks),
         f"terraform plan of {staged.environment} for PR #{pr_number} at {staged.commit[:12]}")
-    return EnvReport(staged.environment, plan=staged.plan, policy=staged.policy,
+    return EnvReport(staged.environment, plan=staged.plan, checks=staged.checks,
                      artifact_url=artifact_url(settings, artifact_id), run_url=url)
 
 
