@@ -427,7 +427,7 @@ def _find_address(message: str, addresses: frozenset[str]) -> str | None:
 # ------------------------------------------------------------------------------------------
 # the child process: a crash or a hang of the engine is a report, never the flow's end
 
-CHILD_MODULE = "gitops.rego"
+CHILD_MODULE = "gitops.rego_child"
 
 
 def _child_env() -> dict[str, str]:
@@ -554,7 +554,7 @@ def _engine_class(spec: str) -> type:
 def _main(argv: Sequence[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m gitops.rego")
+    parser = argparse.ArgumentParser(prog="python -m gitops.rego_child")
     parser.add_argument("command", choices=("check", "test"))
     parser.add_argument("policies", type=Path)
     parser.add_argument("--root", type=Path)
@@ -579,6 +579,3 @@ def _main(argv: Sequence[str]) -> int:
         sys.stdout.flush()
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
