@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench._report import Result, heading, median, say, spread
 from gitops.plan import parse_plan
-from gitops.policy import check_tags
+from gitops.policy import tag_check
 from gitops.render import GITHUB_COMMENT_LIMIT, EnvReport, render_pr_comment
 
 NAME = "big_plan"
@@ -52,7 +52,7 @@ def load(path: Path) -> dict:
 
 def parse_and_render(doc: dict) -> str:
     plan = parse_plan(doc)
-    policy = check_tags(plan)
+    policy = (tag_check(plan),)
     return render_pr_comment([EnvReport("dev", plan, policy)],
                              header="### Terraform plan for this pull request")
 

@@ -38,7 +38,7 @@ from bench._report import Result, heading, median, say, spread
 from bench._sandbox import TERRAFORM, Environment, SandboxStack, terraform_crash
 from gitops.models import PlanFingerprint, PlanStatus
 from gitops.plan import parse_plan
-from gitops.policy import check_tags
+from gitops.policy import tag_check
 from gitops.render import render_plan_markdown, render_plan_summary
 
 NAME = "plan_overhead"
@@ -77,7 +77,7 @@ def plan_stage(env: Environment, out: Path) -> tuple[str, str]:
     if planned.status is not PlanStatus.CHANGES:
         raise RuntimeError(f"expected a plan with changes, got {planned.status}")
     plan = parse_plan(planned.plan_json)
-    policy = check_tags(plan)
+    policy = (tag_check(plan),)
     fingerprint = PlanFingerprint(plan_sha256=planned.plan_sha256, state=planned.state,
                                   commit=COMMIT)
     summary = render_plan_summary(plan, policy, fingerprint.short)

@@ -228,9 +228,76 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_webhook_commands(sub)
 
+    pol = sub.add_parser("policy", help="the Rego policies: their own tests, or a check of a plan")
+    pol_sub = pol.add_subparsers(dest="policy_action", required=True)
+    pt = pol_sub.add_parser("test", help="run the policies' test_* rules (as `opa test`)")
+    pt.add_argument("--policies", default="policies", help="policies directory (default: policies)")
+    pt.set_defaults(func=cmd_policy_test)
+    pc = pol_sub.add_parser("check", help="evaluate the policies on a `terraform show -json` file")
+    pc.add_argument("plan_json")
+    pc.add_argument("--policies", default="policies", help="policies directory (default: policies)")
+    pc.add_argument("--env", default="", help="environment (its env/<ENV>/ policies apply too)")
+    pc.add_argument("--timeout", type=float, default=60.0)
+    pc.set_defaults(func=cmd_policy_check)
+
     dm = sub.add_parser("demo", help="what `make run` runs: staging end to end on the sandbox")
     dm.set_defaults(func=cmd_demo)
     return parser
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    """`policy test`: every test_* rule; exit 1 if one fails or errors."""
+    from pathlib import Path
+
+    from gitops.errors import PolicyError
+    from gitops.rego import run_policy_tests
+
+    policies = Path(args.policies)
+    if not policies.is_dir():
+        raise PolicyError(f"{policies}: no policies directory")
+    results = run_policy_tests(policies, root=policies.parent)
+    for r in results:
+        mark = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}[r.outcome]
+        print(f"{mark}  {r.file}:{r.line} data.{r.package}.{r.name}"
+              + (f"  ({r.message})" if r.message else ""))
+    bad = sum(r.outcome != "passed" for r in results)
+    print(f"{len(results) - bad} passed, {bad} failed")
+    return 1 if bad or not results else 0
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    """`policy check PLAN_JSON`: findings by level; exit 1 if a report blocks."""
+    from pathlib import Path
+
+    from gitops.checks import CheckLevel, blocking
+    from gitops.errors import PolicyError
+    from gitops.plan import parse_plan
+    from gitops.policy import tag_check
+    from gitops.rego import check_plan
+
+    policies = Path(args.policies)
+    if not policies.is_dir():
+        raise PolicyError(f"{policies}: no policies directory")
+    text = Path(args.plan_json).read_text()
+    import json
+
+    reports = (tag_check(parse_plan(json.loads(text))),
+               *check_plan(policies, text, environment=args.env, root=policies.parent,
+                           timeout_seconds=args.timeout))
+    for level in (CheckLevel.HARD_MANDATORY, CheckLevel.SOFT_MANDATORY, CheckLevel.ADVISORY):
+        shown = [r for r in reports if r.level is level]
+        if not shown:
+            continue
+        print(f"== {level.value}")
+        for r in shown:
+            print(f"{r.status.upper():8} {r.name}: {r.summary()}")
+            if r.error:
+                print(f"         {r.error}")
+            for f in r.findings:
+                print(f"         - {f.describe()}  [{f.source}]")
+    stopped = blocking(reports)
+    print(f"{len(stopped)} blocking report(s)" if stopped else "nothing blocks")
+    return 1 if stopped else 0
 
 
 def main(argv: list[str] | None = None) -> int:

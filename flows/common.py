@@ -131,6 +131,19 @@ def trusted_environments(settings: GitopsSettings, base: Path, *, code: Path | N
     return loaded, broken, head
 
 
+def trusted_policies(settings: GitopsSettings, base: Path,
+                     code: Path | None = None) -> Path | None:
+    """The Rego policies of the default branch head (trusted configuration, like the rules).
+
+    They are read from the trusted checkout ``trusted_environments`` made under ``base/trusted``,
+    or from ``code`` when it reused that (the code is then at the default branch head); never
+    from a commit under review. None when the default branch has no policies directory.
+    """
+    checkout = base / "trusted" if (base / "trusted").is_dir() or code is None else code
+    path = inside_checkout(checkout, settings.policies_dir)
+    return path if path.is_dir() else None
+
+
 def trusted_environment(settings: GitopsSettings, environment: str, base: Path, *,
                         code: Path | None = None, code_sha: str | None = None) -> Environment:
     """One environment's trusted configuration; unknown or broken on the default branch: refused."""
@@ -144,13 +157,16 @@ def trusted_environment(settings: GitopsSettings, environment: str, base: Path, 
 
 
 def workspace(settings: GitopsSettings, env: Environment, checkout: Path, sha: str,
-              envs_dir: Path, phase: Phase, *, proposed_new: bool = False) -> EnvWorkspace:
-    """A workspace for ``env`` on the code at ``checkout``, with the environment's grant."""
+              envs_dir: Path, phase: Phase, *, proposed_new: bool = False,
+              policies: Path | None = None) -> EnvWorkspace:
+    """A workspace for ``env`` on the code at ``checkout``, with the environment's grant and
+    the trusted Rego ``policies`` (see :func:`trusted_policies`)."""
     for rel in (env.stack, env.var_file):
         if not inside_checkout(checkout, rel).exists():
             raise ConfigError(f"{env.name}: {rel} does not exist at {sha[:12]}")
     grant = load_grant(settings.grant_file).for_environment(env.name)
-    return EnvWorkspace(settings, env, checkout, sha, envs_dir, grant, phase, proposed_new)
+    return EnvWorkspace(settings, env, checkout, sha, envs_dir, grant, phase, proposed_new,
+                        policies)
 
 
 def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, label: str = "checkout",
@@ -177,7 +193,8 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
         get_run_logger().warning("%s: its configuration at %s does not load (%s); using the "
                                  "default branch's", environment, commit.sha[:12], exc)
         env = trusted
-    return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase), commit
+    return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase,
+                     policies=trusted_policies(settings, base, base / label)), commit
 
 
 def superseding_run() -> str | None:

@@ -33,7 +33,7 @@ from tasks.records import last_good_backend, last_good_commit, record_last_good
 from tasks.terraform import (
     StagedPlan,
     apply_staged_plan,
-    enforce_tag_policy,
+    enforce_checks,
     plan_stack,
     read_outputs,
     validate_stack,
@@ -60,7 +60,7 @@ class DeployReport:
 def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
     if staged.plan is None:
         return
-    publish_markdown(f"plan-{ws.name}", render_plan_markdown(ws.name, staged.plan, staged.policy),
+    publish_markdown(f"plan-{ws.name}", render_plan_markdown(ws.name, staged.plan, staged.checks),
                      f"terraform plan for {ws.name} at {ws.commit[:12]}")
 
 
@@ -69,7 +69,7 @@ def plan_and_check(ws: EnvWorkspace) -> StagedPlan:
     if staged.status is PlanStatus.LOCKED:
         raise StateLocked(staged.lock)
     publish_plan(ws, staged)
-    enforce_tag_policy(staged)
+    enforce_checks(staged)
     return staged
 
 

@@ -50,6 +50,7 @@ from flows.common import (
     run_dir,
     superseding_run,
     trusted_environments,
+    trusted_policies,
     workspace,
 )
 from tasks.affected import PullRequestChange, find_affected
@@ -175,6 +176,7 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
     url = flow_run_url(settings)
     reports: dict[str, EnvReport] = {}
     trusted, trusted_broken, _head = trusted_environments(settings, base)
+    policies = trusted_policies(settings, base)  # the default branch's, never the PR's
     notices: dict[str, ConfigNotice] = {}
     for name, why in change.broken.items():
         reports[name] = EnvReport(name, error=_clip(f"configuration does not load: {why}"),
@@ -188,7 +190,8 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
         try:
             if name in trusted:
                 ws = workspace(settings, with_trusted_rules(proposed, trusted[name]),
-                               base / "head", sha, base / "pr-envs", Phase.PROPOSED)
+                               base / "head", sha, base / "pr-envs", Phase.PROPOSED,
+                               policies=policies)
                 notices[name] = ConfigNotice(name, changes=tuple(
                     config_changes(trusted[name], proposed)),
                     withheld=ws.grant.secret_grant(
@@ -202,7 +205,7 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
                     checkout_commit(settings.repository_url, Path(settings.workdir), sha,
                                     new_checkout)
                 ws = workspace(settings, proposed, new_checkout, sha, base / "pr-new-envs",
-                               Phase.PROPOSED, proposed_new=True)
+                               Phase.PROPOSED, proposed_new=True, policies=policies)
                 backend = proposed.backend
                 refusal = None
                 try:
@@ -260,9 +263,9 @@ def env_report(settings: GitopsSettings, staged: StagedPlan, pr_number: int,
                          error=f"state is locked{who}; not planned (push again or re-run later)")
     artifact_id = publish_markdown(
         f"pr-{pr_number}-plan-{staged.environment}",
-        render_plan_markdown(staged.environment, staged.plan, staged.policy),
+        render_plan_markdown(staged.environment, staged.plan, staged.checks),
         f"terraform plan of {staged.environment} for PR #{pr_number} at {staged.commit[:12]}")
-    return EnvReport(staged.environment, plan=staged.plan, policy=staged.policy,
+    return EnvReport(staged.environment, plan=staged.plan, checks=staged.checks,
                      artifact_url=artifact_url(settings, artifact_id), run_url=url)
 
 

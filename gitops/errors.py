@@ -20,7 +20,8 @@ are *values*, not exceptions. These classes are for operations that failed.
     ├── PlanError
     │   ├── PlanParseError           `show -json` output we cannot read
     │   └── StalePlan                state or commit moved since the plan was made/approved
-    ├── PolicyViolation              resources missing the required cost tags
+    ├── PolicyViolation              a check report blocks the plan (carries the CheckReports)
+    ├── PolicyError                  the Rego policies cannot be loaded or tested (file:line)
     ├── ApprovalError
     │   ├── ApprovalRejected         an approver said no
     │   └── ApprovalTimedOut         nobody answered in time
@@ -153,11 +154,17 @@ class StalePlan(PlanError):
 
 
 class PolicyViolation(GitopsError):
-    """Resources miss the required cost tags."""
+    """A check report blocks the plan: a mandatory check's finding, or a check that could not be
+    evaluated. ``violations`` holds the blocking :class:`gitops.checks.CheckReport` objects."""
 
     def __init__(self, message: str, violations: list[Any] | None = None) -> None:
         self.violations = list(violations or [])
         super().__init__(message)
+
+
+class PolicyError(GitopsError):
+    """The Rego policies cannot be used as a whole (a directory that does not exist, a level
+    header that does not parse). Problems of one policy file are reports, not this."""
 
 
 class ApprovalError(GitopsError):

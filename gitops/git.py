@@ -173,7 +173,8 @@ _SEED_IGNORE = shutil.ignore_patterns(".terraform", "*.tfstate", "*.tfstate.*", 
 
 
 def seed_repository(bare: Path, source: Path, scratch: Path, branch: str = "main") -> str:
-    """Create a bare repository holding ``source``'s terraform/ and the Argo CD overlays.
+    """Create a bare repository holding ``source``'s terraform/, the Argo CD overlays and the
+    default Rego policies (``policies/``).
 
     Used by the sandbox to play the team's infrastructure repository. Returns the commit SHA.
     """
@@ -183,6 +184,9 @@ def seed_repository(bare: Path, source: Path, scratch: Path, branch: str = "main
     overlays = source / "deployments" / "infra-repo" / "overlays"
     if overlays.is_dir():
         shutil.copytree(overlays, scratch / "overlays", ignore=_SEED_IGNORE)
+    policies = source / "deployments" / "infra-repo" / "policies"
+    if policies.is_dir():  # the default Rego policies: trusted configuration, like the rules
+        shutil.copytree(policies, scratch / "policies", ignore=_SEED_IGNORE)
     run_git(["init", "--quiet", "--initial-branch", branch], cwd=scratch)
     run_git(["add", "-A"], cwd=scratch)
     run_git([*_IDENTITY, "commit", "--quiet", "-m", "Seed the sandbox infrastructure repository"],

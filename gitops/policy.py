@@ -15,8 +15,10 @@ A required key is
 * **empty** when its value is blank (``""`` or whitespace);
 * fine when its value is unknown until apply but the key is present.
 
-The result is a value (:class:`PolicyReport`); raising :class:`gitops.errors.PolicyViolation` to
-stop a deploy is the caller's decision. Pure: no I/O.
+The result is a value (:class:`PolicyReport`); :func:`tag_check` gives it as the
+:class:`gitops.checks.CheckReport` every renderer and gate iterates over (``TAG_CHECK``,
+hard-mandatory: an untagged resource cannot be attributed to anyone's budget, and the fix is one
+line). Stopping a deploy is the caller's decision. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -24,12 +26,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from gitops.checks import CheckLevel, CheckReport, Finding
 from gitops.plan import Action, Plan, ResourceChange
 
-__all__ = ["REQUIRED_TAGS", "PolicyReport", "TagViolation", "check_resource_tags", "check_tags"]
+__all__ = ["REQUIRED_TAGS", "TAG_CHECK", "PolicyReport", "TagViolation", "check_resource_tags",
+           "check_tags", "tag_check"]
 
 REQUIRED_TAGS: tuple[str, ...] = ("Environment", "Application", "Owner")
 """The cost tags every taggable resource must carry."""
+TAG_CHECK = "tag policy"
+"""The name of the tag policy's CheckReport."""
 
 _CHECKED_ACTIONS = frozenset({Action.CREATE, Action.UPDATE, Action.REPLACE, Action.OTHER})
 
@@ -76,6 +82,14 @@ class PolicyReport:
         return (f"{n} resource{'s' if n != 1 else ''} without the required tags "
                 f"({', '.join(self.required)})")
 
+    def as_check(self) -> CheckReport:
+        """This report as a hard-mandatory :class:`CheckReport` (one finding per resource)."""
+        findings = tuple(Finding(v.describe(), address=v.address, rule="required tags")
+                         for v in self.violations)
+        return CheckReport(TAG_CHECK, CheckLevel.HARD_MANDATORY, findings, checked=self.checked,
+                           headline=None if self.passed else self.summary(),
+                           source="gitops.policy (built in)")
+
 
 def check_resource_tags(change: ResourceChange,
                         required: Sequence[str] = REQUIRED_TAGS) -> TagViolation | None:
@@ -115,3 +129,8 @@ def _is_checked(change: ResourceChange) -> bool:
     if change.action is Action.OTHER:  # an unknown action list: checked if it creates or updates
         return "create" in change.actions or "update" in change.actions
     return True
+
+
+def tag_check(plan: Plan, required: Sequence[str] = REQUIRED_TAGS) -> CheckReport:
+    """The tag policy on ``plan`` as a :class:`CheckReport`."""
+    return check_tags(plan, required).as_check()

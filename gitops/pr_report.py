@@ -1,8 +1,9 @@
 """What a pull request's plan tells GitHub, around :func:`gitops.render.render_pr_comment`. PURE.
 
 * :func:`verdict`: one environment's commit status (``gitops/plan: <env>``): success when the plan
-  was made and the tag policy passed (changes or not), failure for a plan error, a policy
-  violation, a held state lock or a configuration that does not load. The description is short
+  was made and no check blocks (changes or not; advisory findings do not fail it), failure for a
+  plan error, a blocking check report (a finding of a mandatory check, or a check that could not
+  be evaluated), a held state lock or a configuration that does not load. The description is short
   (GitHub allows 140 characters) and redacted.
 * :func:`plan_comment`: the PR comment for the affected environments (header, table, details,
   why each environment is affected, what happens next).
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gitops.affected import AffectedSet, Reason
+from gitops.checks import blocking
 from gitops.redact import redact_text
 from gitops.render import DEFAULT_MARKER, EnvReport, render_pr_comment
 
@@ -119,11 +121,12 @@ def verdict(report: EnvReport) -> Verdict:
         return Verdict(report.env, "failure", "not planned")
     if plan.errored:
         return Verdict(report.env, "failure", "terraform plan errored; see the PR comment")
-    if report.policy is not None and not report.policy.passed:
-        n = len(report.policy.violations)
-        return Verdict(report.env, "failure", _short(
-            f"tag policy: {n} resource{'s' if n != 1 else ''} without the required tags "
-            f"({', '.join(report.policy.required)})"))
+    stopped = blocking(report.checks)
+    if stopped:
+        first = stopped[0]
+        more = f" (+{len(stopped) - 1} more check{'s' if len(stopped) > 2 else ''})" \
+            if len(stopped) > 1 else ""
+        return Verdict(report.env, "failure", _short(f"{first.name}: {first.summary()}{more}"))
     failed = sum(c.status in ("fail", "error") for c in plan.checks)
     checks = f"; {failed} check{'s' if failed != 1 else ''} failed" if failed else ""
     if not plan.has_changes:

@@ -10,7 +10,7 @@
   → as many addresses as fit → counts only (the table), always with a note
   "N resources not shown — full plan: <artifact url>".
 * :func:`render_plan_summary`: a short text for the approval form (counts, destructive changes
-  first, drift, tag policy, plan fingerprint).
+  first, drift, every check's report, plan fingerprint).
 * :func:`render_plan_markdown`: everything, for a Prefect artifact (no size budget).
 
 Each resource change is described the way Terraform's own plan output does (:func:`describe_change`:
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gitops.plan import ABSENT, Action, AttributeChange, OutputChange, Plan, ResourceChange
-from gitops.policy import PolicyReport
+from gitops.checks import CheckLevel, CheckReport
 from gitops.redact import redact_text
 
 __all__ = [
@@ -88,7 +88,7 @@ class EnvReport:
 
     env: str
     plan: Plan | None = None
-    policy: PolicyReport | None = None
+    checks: tuple[CheckReport, ...] = ()
     error: str | None = None
     artifact_url: str | None = None
     run_url: str | None = None
@@ -298,7 +298,7 @@ def _output_line(output: OutputChange) -> str:
 
 
 def _table(reports: Sequence[EnvReport]) -> str:
-    rows = ["| Environment | Add | Change | Destroy | Replace | Tag policy | Status |",
+    rows = ["| Environment | Add | Change | Destroy | Replace | Checks | Status |",
             "| --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for r in reports:
         plan = r.plan
@@ -307,17 +307,51 @@ def _table(reports: Sequence[EnvReport]) -> str:
         else:
             c = plan.counts
             counts = [str(c.add), str(c.change), str(c.destroy), str(c.replace)]
-        if r.policy is None:
-            policy = "—"
-        elif r.policy.passed:
-            policy = "✅ passed"
-        else:
-            policy = f"❌ {_plural(len(r.policy.violations), 'violation')}"
+        policy = _checks_cell(r.checks)
         status = _status(r)
         if r.run_url:
             status = f"[{status}]({r.run_url})"
         rows.append(f"| {_code(r.env, table=True)} | {' | '.join(counts)} | {policy} | {status} |")
     return "\n".join(_redact_lines(rows)) + "\n"
+
+
+_CHECK_ICON = {"passed": "✅", "advisory": "⚠️", "blocked": "❌", "error": "❌"}
+
+
+def _checks_cell(checks: Sequence[CheckReport]) -> str:
+    """The table's Checks cell: ``✅ passed``, or each check that found something."""
+    if not checks:
+        return "—"
+    if all(c.passed for c in checks):
+        return "✅ passed"
+    parts = []
+    for c in checks:
+        if c.passed:
+            continue
+        what = "error" if c.error is not None else _plural(len(c.findings), "violation")
+        parts.append(f"{_CHECK_ICON[c.status]} {c.name}: {what}")
+    return "; ".join(parts)
+
+
+def _check_lines(check: CheckReport, cap: int | None, *, source: bool = False) -> list[str]:
+    """One check's report: its headline, then its findings (at most ``cap``), or its error."""
+    level = "" if check.level is CheckLevel.HARD_MANDATORY else f" ({check.level.value})"
+    name = check.name[:1].upper() + check.name[1:]
+    lines = [f"**{name}**{level}: {_CHECK_ICON[check.status]} {check.summary()}"]
+    if source and check.source:
+        lines[0] += f" · {_code(check.source)}"
+    if check.error is not None:
+        error = check.error if len(check.error) <= 2000 else check.error[:2000] + " …"
+        lines += ["", "```", _fence_safe(error), "```"]
+    shown = check.findings if cap is None else check.findings[:cap]
+    if shown:
+        lines.append("")
+    for f in shown:
+        text = f"{_code(_short(f.address, MAX_LISTED_ADDRESS))}: " if f.address else ""
+        lines.append(f"- {text}{f.message.replace(chr(10), ' ')}")
+    if cap is not None and len(check.findings) > cap:
+        lines.append(f"- … and {len(check.findings) - cap} more")
+    return lines
 
 
 def _status(r: EnvReport) -> str:
@@ -394,7 +428,7 @@ class _EnvBlock:
         if plan is None:
             return False
         return bool(plan.changes or plan.drift or plan.outputs or plan_notes(plan, cap=0)
-                    or (r.policy is not None and not r.policy.passed))
+                    or any(not c.passed for c in r.checks))
 
     def _open(self) -> str:
         r = self.report
@@ -430,12 +464,10 @@ class _EnvBlock:
             if cap < MAX_LISTED:
                 error = error[:300] + ("…" if len(error) > 300 else "")
             before += f"**Error:**\n\n```\n{_fence_safe(redact_text(error))}\n```\n\n"
-        if r.policy is not None and not r.policy.passed:
-            v = r.policy.violations
-            before += f"**Tag policy:** {r.policy.summary()}\n"
-            lines = [f"- {_code(x.address)}: {x.describe()}" for x in v[:cap]]
-            if len(v) > cap:
-                lines.append(f"- … and {len(v) - cap} more")
+        for check in r.checks:
+            if check.passed:
+                continue
+            lines = _check_lines(check, cap)
             before += "".join(f"{line}\n" for line in _redact_lines(lines)) + "\n"
         plan = r.plan
         if plan is not None:
@@ -626,19 +658,19 @@ def relative_to_checkout(text: str, checkout: str) -> str:
     return text.replace(root, "") if len(root) > 1 else text
 
 
-def render_plan_summary(plan: Plan, policy: PolicyReport | None,
+def render_plan_summary(plan: Plan, checks: Sequence[CheckReport],
                         fingerprint_short: str | None, *, limit: int = 3000) -> str:
-    """A short text for the approval form: counts, destructive changes first, drift, tag policy
-    and the plan fingerprint; at most ``limit`` characters."""
+    """A short text for the approval form: counts, destructive changes first, drift, every
+    check's report and the plan fingerprint; at most ``limit`` characters."""
     for cap in (20, 10, 5, 0):
-        text = redact_text(_summary(plan, policy, fingerprint_short, cap))
+        text = redact_text(_summary(plan, checks, fingerprint_short, cap))
         if len(text) <= limit:
             return text
     return text[: max(0, limit - 1)] + "…" if limit else ""
 
 
-def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, cap: int) -> str:
-    c = plan.counts
+def _summary(plan: Plan, checks: Sequence[CheckReport], fingerprint: str | None,
+             cap: int) -> str:
     lines = [f"**Plan:** {_headline(plan)}"]
     notes = plan_notes(plan, cap=cap)
     if notes:
@@ -669,15 +701,8 @@ def _summary(plan: Plan, policy: PolicyReport | None, fingerprint: str | None, c
     if plan.drift:
         lines += ["", f"**Drift:** {_plural(len(plan.drift), 'resource')} changed outside "
                   "Terraform"]
-    if policy is not None:
-        if policy.passed:
-            lines += ["", f"**Tag policy:** ✅ {policy.summary()}"]
-        else:
-            lines += ["", f"**Tag policy:** ❌ {policy.summary()}", ""]
-            for v in policy.violations[:cap]:
-                lines.append(f"- {_code(v.address)}: {v.describe()}")
-            if len(policy.violations) > cap:
-                lines.append(f"- … and {len(policy.violations) - cap} more")
+    for check in checks:
+        lines += ["", *_check_lines(check, cap)]
     if fingerprint:
         lines += ["", f"**Plan fingerprint:** {_code(fingerprint)}"]
     return "\n".join(lines) + "\n"
@@ -707,7 +732,7 @@ def _short(value: str, width: int = 40) -> str:
     return value[:head] + "…" + value[len(value) - (width - 1 - head):]
 
 
-def render_plan_markdown(env: str, plan: Plan, policy: PolicyReport | None) -> str:
+def render_plan_markdown(env: str, plan: Plan, checks: Sequence[CheckReport]) -> str:
     """The whole plan as markdown (every resource and attribute change), for a Prefect artifact."""
     c = plan.counts
     out = [f"# Terraform plan: {_code(env)}", ""]
@@ -732,15 +757,10 @@ def render_plan_markdown(env: str, plan: Plan, policy: PolicyReport | None) -> s
         for change in plan.destructive:
             out.append(f"- {_code(change.address)}: **{describe_change(change)}**")
         out.append("")
-    if policy is not None:
-        out += ["## Tag policy", ""]
-        if policy.passed:
-            out.append(f"✅ {policy.summary()}")
-        else:
-            out.append(f"❌ {policy.summary()}")
-            out.append("")
-            out += [f"- {_code(v.address)}: {v.describe()}" for v in policy.violations]
-        out.append("")
+    if checks:
+        out += ["## Checks", ""]
+        for check in checks:
+            out += [*_check_lines(check, None, source=True), ""]
     if plan.changes:
         out += ["## Resource changes", "", "```diff"]
         for change in plan.changes_destructive_first:

@@ -32,6 +32,11 @@ class GitopsSettings(BaseSettings):
 
     terraform_binary: str = Field(default="terraform", description="terraform or tofu")
     terraform_timeout_seconds: float = 1800.0
+    policy_timeout_seconds: float = Field(default=60.0, gt=0)
+    """How long the Rego policies may take on one plan (a child process, killed after it)."""
+    policies_dir: str = "policies"
+    """Where the Rego policies are in the infrastructure repository (read from the default
+    branch's checkout only, never from the commit being planned)."""
     grant_file: str = Field(
         default="", description="the platform grant (TOML) on the workers: what each environment "
                                 "may use; never read from the repository")

@@ -18,6 +18,7 @@ class EnvWorkspace:
     whatever commit the code in ``checkout`` is at. ``phase`` decides the credentials and secrets
     terraform gets. ``proposed_new`` marks an environment that exists only in a pull request: it
     is planned against an empty local state with the grant's new-environment credentials.
+    ``policies`` is where the Rego policies come from (see the field).
     """
 
     settings: GitopsSettings
@@ -28,6 +29,9 @@ class EnvWorkspace:
     grant: EnvironmentGrant
     phase: Phase = Phase.DEPLOY
     proposed_new: bool = False
+    policies: Path | None = None
+    """The Rego policies that judge this plan: a directory of the *default branch's* checkout
+    (trusted configuration), never of the commit being planned. None: no Rego policies."""
 
     @property
     def name(self) -> str:

@@ -1,4 +1,4 @@
-"""Terraform stages as Prefect tasks: validate, plan (+ policy), apply of exactly the approved plan.
+"""Terraform stages as Prefect tasks: validate, plan (+ checks), apply of exactly the approved plan.
 
 Retry policy: validate and plan only read, but their failures are not transient (a held lock waits
 `-lock-timeout` inside terraform and is then reported as a value), so none of them retries.
@@ -8,6 +8,7 @@ retries either: it is a person's decision, made once, about one lock ID.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +16,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from gitops.checks import CheckReport, blocking, describe_blocking
 from gitops.errors import ConfigError, PolicyViolation, StalePlan, TerraformValidateFailed
 from gitops.guard import check_stack_backend
 from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
 from gitops.plan import Plan, parse_plan, sensitive_strings
 from gitops.scrub import register_all
-from gitops.policy import PolicyReport, check_tags
+from gitops.policy import tag_check
 from gitops.render import render_plan_summary
 from gitops.terraform import (
     DEFAULT_PASSTHROUGH,
@@ -38,7 +40,7 @@ UNLOCK_EVENT = "gitops.lock.released"
 
 @dataclass(frozen=True)
 class StagedPlan:
-    """A saved plan, what it changes, the policy verdict, and the fingerprint approval binds to."""
+    """A saved plan, what it changes, the checks' reports, and the fingerprint approval binds to."""
 
     environment: str
     commit: str
@@ -46,7 +48,7 @@ class StagedPlan:
     plan_file: str
     fingerprint: PlanFingerprint | None
     plan: Plan | None
-    policy: PolicyReport | None
+    checks: tuple[CheckReport, ...]
     summary: str
     lock: LockInfo | None = None
 
@@ -142,21 +144,33 @@ def stage_plan(ws: EnvWorkspace, *, refresh_only: bool = False, label: str = "pl
     runner = init_runner(ws)
     result = runner.plan(ws.plan_file(label), refresh_only=refresh_only)
     if result.status is PlanStatus.LOCKED:
-        return StagedPlan(ws.name, ws.commit, result.status, "", None, None, None,
+        return StagedPlan(ws.name, ws.commit, result.status, "", None, None, (),
                           "state is locked", lock=result.lock)
     register_all(sensitive_strings(result.plan_json))  # state-held secrets: masked from now on
     plan = parse_plan(result.plan_json)
-    policy = check_tags(plan)
+    checks = (tag_check(plan), *policy_checks(ws, result.plan_json))
     fingerprint = PlanFingerprint(plan_sha256=result.plan_sha256, state=result.state,
                                   commit=ws.commit)
-    summary = render_plan_summary(plan, policy, fingerprint.short)
+    summary = render_plan_summary(plan, checks, fingerprint.short)
     return StagedPlan(ws.name, ws.commit, result.status, result.plan_file, fingerprint, plan,
-                      policy, summary)
+                      checks, summary)
+
+
+def policy_checks(ws: EnvWorkspace, plan_json: dict) -> tuple[CheckReport, ...]:
+    """The Rego policies of the *trusted* checkout (``ws.policies``) on this plan; none when the
+    workspace has no policies directory. Evaluated in a child process (gitops.rego)."""
+    if ws.policies is None:
+        return ()
+    from gitops.rego import check_plan
+
+    return check_plan(ws.policies, json.dumps(plan_json), environment=ws.name,
+                      root=ws.policies.parent,
+                      timeout_seconds=ws.settings.policy_timeout_seconds)
 
 
 @task(name="plan", cache_policy=NO_CACHE)
 def plan_stack(ws: EnvWorkspace) -> StagedPlan:
-    """`terraform plan -out` + `show -json`, parsed, tag policy checked."""
+    """`terraform plan -out` + `show -json`, parsed, checks run (tag policy, Rego policies)."""
     logger = get_run_logger()
     staged = stage_plan(ws)
     if staged.plan is not None:
@@ -167,17 +181,21 @@ def plan_stack(ws: EnvWorkspace) -> StagedPlan:
     return staged
 
 
-@task(name="tag-policy", cache_policy=NO_CACHE)
-def enforce_tag_policy(staged: StagedPlan) -> None:
-    """Fail the run before anything is applied if a resource misses a required cost tag."""
-    if staged.policy is None or staged.policy.passed:
+@task(name="checks", cache_policy=NO_CACHE)
+def enforce_checks(staged: StagedPlan) -> None:
+    """Fail the run before anything is applied if any check report blocks (a mandatory check's
+    finding, or a check that could not be evaluated). Advisory findings are logged only."""
+    logger = get_run_logger()
+    for report in staged.checks:
+        if report.findings and not report.blocks:
+            logger.warning("%s: %s (advisory): %s", staged.environment, report.name,
+                           report.summary())
+    stopped = blocking(staged.checks)
+    if not stopped:
         return
-    lines = [f"{v.address}: missing {', '.join(v.missing) or '-'}; empty {', '.join(v.empty) or '-'}"
-             for v in staged.policy.violations]
     raise PolicyViolation(
-        f"{staged.environment}: {len(lines)} resource(s) break the tag policy "
-        "(Environment, Application, Owner required):\n" + "\n".join(lines),
-        list(staged.policy.violations))
+        f"{staged.environment}: {len(stopped)} check(s) block this plan:\n"
+        + describe_blocking(stopped), list(stopped))
 
 
 def verify_fingerprint(ws: EnvWorkspace, staged: StagedPlan) -> None:

@@ -146,3 +146,25 @@ def make_plan_doc(n: int, actions: Sequence[str] = ("create",), *, owner: str | 
             for c in changes[:: max(1, n // 50)]
         ]}}
     return doc
+
+
+def make_change(type_: str, name: str, actions: Sequence[str], after: dict[str, Any] | None,
+                before: dict[str, Any] | None = None, *, module: str | None = None
+                ) -> dict[str, Any]:
+    """One `resource_changes` element of any resource type (the policy tests' AWS resources)."""
+    address = f"{module + '.' if module else ''}{type_}.{name}"
+    entry: dict[str, Any] = {
+        "address": address, "mode": "managed", "type": type_, "name": name,
+        "provider_name": "registry.terraform.io/hashicorp/aws",
+        "change": {"actions": list(actions), "before": before, "after": after,
+                   "after_unknown": {}, "before_sensitive": {}, "after_sensitive": {}},
+    }
+    if module:
+        entry["module_address"] = module
+    return entry
+
+
+def plan_doc_of(changes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A minimal plan document holding ``changes``."""
+    return {"format_version": "0.2", "terraform_version": "1.0.3",
+            "resource_changes": list(changes)}

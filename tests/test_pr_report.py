@@ -10,7 +10,7 @@ from plan_factory import make_plan_doc
 
 from gitops.affected import AffectedSet, Impact, Reason
 from gitops.plan import Plan, load_plan, parse_plan
-from gitops.policy import check_tags
+from gitops.policy import tag_check
 from gitops.pr_report import (
     MARKER,
     closed_comment,
@@ -29,8 +29,8 @@ def fixture_plan(name: str) -> Plan:
 
 
 def report(env: str, plan: Plan | None = None, **kwargs: object) -> EnvReport:
-    policy = check_tags(plan) if plan is not None else None
-    return EnvReport(env, plan=plan, policy=policy, **kwargs)  # type: ignore[arg-type]
+    checks = (tag_check(plan),) if plan is not None else ()
+    return EnvReport(env, plan=plan, checks=checks, **kwargs)  # type: ignore[arg-type]
 
 
 def test_a_clean_plan_with_changes_succeeds_with_its_counts():

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gitops.plan import Plan, load_plan, parse_plan
-from gitops.policy import check_tags
+from gitops.policy import tag_check
 from gitops.render import (
     DEFAULT_MARKER, EnvReport, render_plan_markdown, render_plan_summary, render_pr_comment,
 )
@@ -28,7 +28,7 @@ def plan(name: str) -> Plan:
 
 
 def report(env: str, p: Plan | None, **kw: object) -> EnvReport:
-    return EnvReport(env, p, check_tags(p) if p is not None else None,
+    return EnvReport(env, p, (tag_check(p),) if p is not None else (),
                      artifact_url=f"https://prefect.example/artifacts/{env}",
                      run_url=f"https://prefect.example/runs/{env}", **kw)  # type: ignore[arg-type]
 
@@ -72,7 +72,7 @@ def test_pr_comment_layout_with_real_plans() -> None:
     text = render_pr_comment(reports, header="## Terraform plan", footer="_footer_")
     assert text.startswith(DEFAULT_MARKER + "\n## Terraform plan\n")
     assert text.rstrip().endswith("_footer_")
-    table = text.index("| Environment | Add | Change | Destroy | Replace | Tag policy | Status |")
+    table = text.index("| Environment | Add | Change | Destroy | Replace | Checks | Status |")
     destructive = text.index("**⚠️ Destructive changes (2)**")
     details = text.index("<details>")
     assert table < destructive < details
@@ -80,7 +80,7 @@ def test_pr_comment_layout_with_real_plans() -> None:
     assert [r[0] for r in rows] == ["dev", "staging", "prod", "qa"]
     assert "| `dev` | 4 | 0 | 0 | 0 | ✅ passed |" in text
     assert "| `staging` | 0 | 1 | 0 | 2 | ✅ passed |" in text
-    assert "| `prod` | 0 | 4 | 0 | 0 | ❌ 4 violations |" in text
+    assert "| `prod` | 0 | 4 | 0 | 0 | ❌ tag policy: 4 violations |" in text
     assert "[❌ error](https://prefect.example/runs/qa)" in text
     assert text.count("<details>") == 4
     assert "missing Owner" in text and "**Error:**" in text
@@ -94,10 +94,10 @@ def test_destructive_changes_come_first() -> None:
     replace = details.index("-/+ module.network.sandbox_network.this")
     update = details.index("~ module.lb.sandbox_load_balancer.this")
     assert replace < update
-    summary = render_plan_summary(plan("replace.json"), None, None)
+    summary = render_plan_summary(plan("replace.json"), (), None)
     assert summary.index("Destructive") < summary.index(
         "`module.network.sandbox_network.this`: replace")
-    md = render_plan_markdown("dev", plan("replace.json"), None)
+    md = render_plan_markdown("dev", plan("replace.json"), ())
     assert md.index("-/+ module.web.sandbox_service.this") < md.index(
         "~ module.lb.sandbox_load_balancer.this")
 
@@ -170,7 +170,7 @@ def test_degrades_through_the_levels() -> None:
     assert re.search(r"_\d+ resources not shown — full plan: https://", texts[0.25])
     assert "r[0]  #" in texts[0.25]
     # counts only
-    for limit in (480, 400):
+    for limit in (470, 400):  # the "Checks" column is 4 characters narrower than "Tag policy"
         tiny = render_pr_comment([report("dev", p)], header="h", limit=limit)
         assert len(tiny) <= limit and "| `dev` | 0 | 40 |" in tiny
         assert "_40 resources not shown" in tiny or "Details not shown" in tiny
@@ -187,8 +187,8 @@ def test_secrets_never_rendered(big_plan: Plan) -> None:
     outputs = [render_pr_comment(reports, header=f"token: {SECRET}", limit=limit)
                for limit in (LIMIT, 3000)]
     for p in (small, sensitive, big_plan):
-        outputs.append(render_plan_markdown("dev", p, check_tags(p)))
-        outputs.append(render_plan_summary(p, check_tags(p), "abc@def#1"))
+        outputs.append(render_plan_markdown("dev", p, (tag_check(p),)))
+        outputs.append(render_plan_summary(p, (tag_check(p),), "abc@def#1"))
     for text in outputs:
         assert_no_secrets(text)
     assert "(sensitive)" in outputs[0]
@@ -202,7 +202,7 @@ def test_hostile_text_cannot_break_the_markdown() -> None:
     for line in text.split("\n"):
         if line.startswith("| `dev`"):
             assert line.count(" | ") == 6
-    md = render_plan_markdown("dev", p, None)
+    md = render_plan_markdown("dev", p, ())
     assert_well_formed(md)
 
 
@@ -225,36 +225,36 @@ def test_any_size_any_limit(sizes: list[int], limit: int) -> None:
 
 def test_plan_summary() -> None:
     p = plan("untagged.json")
-    text = render_plan_summary(p, check_tags(p), "0123456789ab@deadbeef#7")
+    text = render_plan_summary(p, (tag_check(p),), "0123456789ab@deadbeef#7")
     assert "**Plan:** 0 to add, 4 to change, 0 to destroy, 0 to replace" in text
     assert "❌ 4 resources without the required tags" in text
     assert "`module.db.sandbox_database.this`: missing Owner" in text
     assert "`0123456789ab@deadbeef#7`" in text
-    assert "**Plan:** no changes" in render_plan_summary(plan("no_changes.json"), None, None)
+    assert "**Plan:** no changes" in render_plan_summary(plan("no_changes.json"), (), None)
 
 
 def test_plan_summary_is_bounded(big_plan: Plan) -> None:
-    text = render_plan_summary(big_plan, check_tags(big_plan), "fp", limit=1500)
+    text = render_plan_summary(big_plan, (tag_check(big_plan),), "fp", limit=1500)
     assert len(text) <= 1500
     assert "**⚠️ Destructive changes (5000):**" in text and "more" in text
 
 
 def test_plan_markdown_has_everything() -> None:
     p = plan("drift.json")
-    md = render_plan_markdown("dev", p, check_tags(p))
+    md = render_plan_markdown("dev", p, (tag_check(p),))
     assert md.startswith("# Terraform plan: `dev`")
     assert "## Drift: changed outside Terraform" in md
     assert "changed outside Terraform" in md and "~     replicas = 2 -> 5" in md
     assert "~     replicas = 5 -> 2" in md
     assert_well_formed(md)
     big = parse_plan(make_plan_doc(300, ("create",), realistic=False))
-    big_md = render_plan_markdown("dev", big, None)
+    big_md = render_plan_markdown("dev", big, ())
     assert all(f"r[{i}]" in big_md for i in range(300))
 
 
 def test_approval_summary_lists_what_changes_with_old_and_new_values() -> None:
     plan = load_plan(PLANS / "update.json")
-    text = render_plan_summary(plan, check_tags(plan), "abc@def#1")
+    text = render_plan_summary(plan, (tag_check(plan),), "abc@def#1")
     assert "**Other changes (4):**" in text
     assert "replicas: 2 → 3" in text
     assert "api:1.0.0\" → " in text and "api:1.1.0\"" in text  # the version end survives
@@ -262,7 +262,7 @@ def test_approval_summary_lists_what_changes_with_old_and_new_values() -> None:
 
 def test_approval_summary_never_shows_a_sensitive_value() -> None:
     plan = load_plan(PLANS / "sensitive.json")
-    text = render_plan_summary(plan, check_tags(plan), None)
+    text = render_plan_summary(plan, (tag_check(plan),), None)
     assert "password: (sensitive) → (sensitive)" in text
     assert "fixture-password" not in text
 
@@ -288,7 +288,7 @@ def texts(p: Plan) -> tuple[str, str, str]:
     """(PR comment, approval summary, artifact) of one plan."""
     comment = render_pr_comment([report("dev", p)], header="h")
     assert_well_formed(comment)
-    return comment, render_plan_summary(p, None, "fp"), render_plan_markdown("dev", p, None)
+    return comment, render_plan_summary(p, (), "fp"), render_plan_markdown("dev", p, ())
 
 
 def test_a_move_only_plan_is_shown_as_a_move_not_as_no_changes() -> None:
@@ -330,12 +330,12 @@ def test_why_a_resource_is_replaced_or_destroyed() -> None:
     comment, summary, _ = texts(load_plan(UPSTREAM / "terraform_requires_replace.json"))
     assert "`test_instance.test`: replace (forced by: ami)" in summary
     assert "-/+ test_instance.test  # replace (forced by: ami)" in comment
-    edge = render_plan_summary(load_plan(PLANS / "edge" / "mixed.json"), None, None)
+    edge = render_plan_summary(load_plan(PLANS / "edge" / "mixed.json"), (), None)
     assert ("`sandbox_database.old`: destroy (because sandbox_database.old is not in "
             "configuration)") in edge
     assert "delete_because_no_resource_config" not in edge
     assert "read during apply (config refers to values not yet known)" in render_plan_markdown(
-        "dev", load_plan(PLANS / "edge" / "mixed.json"), None)
+        "dev", load_plan(PLANS / "edge" / "mixed.json"), ())
 
 
 def test_an_errored_plan_says_planning_failed() -> None:
@@ -357,7 +357,7 @@ def test_failed_checks_are_shown(name: str) -> None:
 
 def test_rebuilt_drift_addresses_are_marked() -> None:
     artifact = render_plan_markdown("dev", load_plan(
-        UPSTREAM / "derived" / "terraform-1.0.0_drift_without_address.json"), None)
+        UPSTREAM / "derived" / "terraform-1.0.0_drift_without_address.json"), ())
     assert ("~ test_instance.should_refresh  # changed outside Terraform (address rebuilt: "
             "this Terraform version wrote none)") in artifact
 
@@ -387,7 +387,7 @@ def test_very_long_addresses_still_list_every_destructive_change_in_the_approval
         key = f"{i}-" + "k" * 5000  # a for_each key holding a whole document
         change["address"] = change["address"].replace(f"r[{i}]", f'r["{key}"]')
         change["index"] = key
-    summary = render_plan_summary(parse_plan(doc), None, "fp")
+    summary = render_plan_summary(parse_plan(doc), (), "fp")
     assert len(summary) <= 3000
     assert summary.count("…") >= 5 and "- `module.m0.sandbox_network.r[\"0-kkk" in summary
     comment = render_pr_comment([report("dev", parse_plan(doc))], header="h", limit=20_000)

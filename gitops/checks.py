@@ -1,0 +1,146 @@
+"""Checks on a plan, as data: every check (the tag policy, each Rego policy) gives a CheckReport. PURE.
+
+A :class:`CheckReport` says which check ran (``name``), how much it weighs (``level``), what it
+found (``findings``, each naming the resource address when there is one, and the policy file and
+rule it comes from) and, when the check could not be evaluated at all, why (``error``).
+
+Levels (:class:`CheckLevel`):
+
+* **advisory**: findings are shown, nothing is blocked;
+* **soft-mandatory**: findings block until an allowed policy owner overrides them. Overrides do
+  not exist yet (a later issue): today a soft-mandatory finding blocks like a hard one, and every
+  text says an override is not available yet;
+* **hard-mandatory**: findings block, with no override.
+
+A check that failed to evaluate (an error) *always* blocks, whatever its level: a check that did
+not run is never a pass. Renderers, commit statuses and the deploy gate iterate over the reports
+(:func:`blocking`); none of them names a particular check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["OVERRIDE_NOT_AVAILABLE", "CheckLevel", "CheckReport", "Finding", "blocking",
+           "describe_blocking"]
+
+OVERRIDE_NOT_AVAILABLE = "an override is not available yet"
+"""What every text says about a blocking soft-mandatory finding, until overrides exist."""
+
+
+class CheckLevel(str, Enum):
+    """How much a check's findings weigh."""
+
+    ADVISORY = "advisory"
+    SOFT_MANDATORY = "soft-mandatory"
+    HARD_MANDATORY = "hard-mandatory"
+
+    @classmethod
+    def parse(cls, text: str) -> CheckLevel:
+        """``"soft-mandatory"`` (also ``soft_mandatory``, any case) -> the level; ValueError else."""
+        key = text.strip().lower().replace("_", "-")
+        for level in cls:
+            if level.value == key:
+                return level
+        raise ValueError(f"unknown level {text!r} (one of: "
+                         f"{', '.join(level.value for level in cls)})")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing a check found: about ``address`` (None: about the plan as a whole).
+
+    ``policy`` is the file the rule is written in (repository-relative), ``rule`` the rule's name
+    (``deny``, ``warn_public``...), ``line`` where the rule is, when known.
+    """
+
+    message: str
+    address: str | None = None
+    policy: str = ""
+    rule: str = ""
+    line: int | None = None
+
+    def describe(self) -> str:
+        """``"address: message"``, or just the message for a plan-wide finding."""
+        return f"{self.address}: {self.message}" if self.address else self.message
+
+    @property
+    def source(self) -> str:
+        """``"policies/x.rego:12 deny"`` (or less, as known)."""
+        where = self.policy + (f":{self.line}" if self.policy and self.line else "")
+        return " ".join(part for part in (where, self.rule) if part)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """The outcome of one check on one plan.
+
+    ``checked`` is how many resources the check looked at, when it counts them. ``headline`` is
+    the check's own one-line summary of its findings (the tag policy's "N resources without the
+    required tags (...)"); without it a generic one is made.
+    """
+
+    name: str
+    level: CheckLevel
+    findings: tuple[Finding, ...] = ()
+    error: str | None = None
+    checked: int | None = None
+    headline: str | None = None
+    source: str = ""
+    """Where the check is defined (a policy file), for people reading a report."""
+
+    @property
+    def passed(self) -> bool:
+        """Evaluated, and found nothing."""
+        return self.error is None and not self.findings
+
+    @property
+    def blocks(self) -> bool:
+        """Whether this report stops the plan from being applied (today: until fixed)."""
+        if self.error is not None:
+            return True
+        return bool(self.findings) and self.level is not CheckLevel.ADVISORY
+
+    @property
+    def status(self) -> str:
+        """``passed`` | ``advisory`` (findings that do not block) | ``blocked`` | ``error``."""
+        if self.error is not None:
+            return "error"
+        if not self.findings:
+            return "passed"
+        return "blocked" if self.blocks else "advisory"
+
+    def summary(self) -> str:
+        """One line: ``"passed (3 resources checked)"``, the findings' headline, or the error."""
+        if self.error is not None:
+            return f"could not be evaluated: {self.error.splitlines()[0] if self.error else ''}"
+        if not self.findings:
+            if self.checked is None:
+                return "passed"
+            return f"passed ({self.checked} resource{'s' if self.checked != 1 else ''} checked)"
+        text = self.headline or (f"{len(self.findings)} finding"
+                                 f"{'s' if len(self.findings) != 1 else ''}")
+        if self.level is CheckLevel.SOFT_MANDATORY:
+            text += f" (soft-mandatory: {OVERRIDE_NOT_AVAILABLE})"
+        return text
+
+
+def blocking(reports: Iterable[CheckReport]) -> tuple[CheckReport, ...]:
+    """The reports that stop an apply: errors, and findings of mandatory checks."""
+    return tuple(r for r in reports if r.blocks)
+
+
+def describe_blocking(reports: Iterable[CheckReport], *, cap: int = 50) -> str:
+    """A plain-text account of what blocks, one line per finding (for an exception message)."""
+    lines: list[str] = []
+    for report in blocking(reports):
+        lines.append(f"{report.name} [{report.level.value}]: {report.summary()}")
+        if report.error is not None:
+            lines.append(f"  {report.error}")
+        for finding in report.findings[:cap]:
+            lines.append(f"  - {finding.describe()}")
+        if len(report.findings) > cap:
+            lines.append(f"  - ... and {len(report.findings) - cap} more")
+    return "\n".join(lines)

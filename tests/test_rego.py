@@ -1,0 +1,105 @@
+"""gitops.rego: conftest conventions, both Rego generations, and refusals with file:line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gitops.checks import CheckLevel
+from gitops.rego import PolicySet, check_plan, run_policy_tests
+from plan_factory import make_change, plan_doc_of
+
+PLAN = json.dumps(plan_doc_of([make_change("null_resource", "a", ["create"], {})]))
+
+
+def policies(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "policies"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def evaluate(tmp_path: Path, files: dict[str, str], env: str = "dev", plan: str = PLAN):
+    return PolicySet.load(policies(tmp_path, files), env).evaluate(plan)
+
+
+V0 = ('package main\ndeny[msg] {\n  r := input.resource_changes[_]\n  r.type == "null_resource"\n'
+      '  msg := sprintf("%s is a null resource", [r.address])\n}\n')
+V1 = ('package main\nimport rego.v1\nwarn contains {"msg": "look", "address": "null_resource.a"}'
+      ' if { true }\n')
+
+
+def test_v0_and_v1_in_one_package_as_conftest_reads_them(tmp_path: Path) -> None:
+    reports = evaluate(tmp_path, {"a.rego": V0, "b.rego": V1})
+    deny, warn = reports
+    assert deny.level is CheckLevel.HARD_MANDATORY and deny.blocks
+    assert deny.findings[0].address == "null_resource.a"  # found in the string message
+    assert deny.findings[0].source == "policies/a.rego:2 deny"
+    assert warn.level is CheckLevel.ADVISORY and not warn.blocks
+    assert warn.findings[0].message == "look"
+
+
+def test_level_header_and_other_packages(tmp_path: Path) -> None:
+    soft = "# gitops-flows: level = soft-mandatory\n" + V0.replace("package main", "package x")
+    lib = "package lib\nimport rego.v1\ndeny contains 1 if true\n"  # not checked: a library
+    (report,) = evaluate(tmp_path, {"soft.rego": soft, "lib.rego": lib})
+    assert report.level is CheckLevel.SOFT_MANDATORY and report.blocks
+    assert "override is not available yet" in report.summary()
+
+
+def test_env_folders_apply_to_their_environment_only(tmp_path: Path) -> None:
+    files = {"env/prod/p.rego": V0}
+    assert evaluate(tmp_path, files, "dev") == []
+    assert evaluate(tmp_path / "2", files, "prod")[0].findings
+
+
+@pytest.mark.parametrize("source, why", [
+    ("package main\ndeny[msg] {\n  msg := \n}\n", "parses neither as Rego v1"),
+    ("package main\nimport future.keywords.if\ndeny[msg] if { msg := \"x\" }\n",
+     "is an object, not a set"),
+    ('package main\nimport rego.v1\ndeny contains msg if {\n  msg := to_number("x")\n}\n',
+     "could not parse string as number"),
+    ("package main\nimport rego.v1\ndeny := 3\n", "expected a set of messages"),
+    ("package main\nimport rego.v1\ndeny contains 3 if true\n", "a message must be a string"),
+    ("# gitops-flows: level = mandatory\npackage main\n", "unknown level"),
+])
+def test_refused_with_file_and_line_and_blocking(tmp_path: Path, source: str, why: str) -> None:
+    (report,) = evaluate(tmp_path, {"bad.rego": source})
+    assert report.error is not None and why in report.error, report.error
+    assert "policies/bad.rego:" in report.error
+    assert report.blocks and not report.passed
+
+
+def test_check_plan_runs_in_a_child_process(tmp_path: Path) -> None:
+    reports = check_plan(policies(tmp_path, {"a.rego": V0}), PLAN)
+    assert [r.status for r in reports] == ["blocked"]
+    assert check_plan(tmp_path / "none", PLAN) == ()
+
+
+@pytest.mark.parametrize("engine, why", [("rego_fakes:CrashingEngine", "killed by SIGSEGV"),
+                                         ("rego_fakes:HangingEngine", "longer than 2s")])
+def test_a_crash_or_a_hang_is_a_blocking_report_naming_the_file(tmp_path: Path, engine: str,
+                                                                 why: str, monkeypatch) -> None:
+    monkeypatch.setattr("gitops.rego._child_env", _env_with_tests)
+    (report,) = check_plan(policies(tmp_path, {"a.rego": V0}), PLAN, engine=engine,
+                           timeout_seconds=2)
+    assert report.blocks and why in report.error and "policies/a.rego:2 main.deny" in report.error
+
+
+def _env_with_tests() -> dict[str, str]:
+    import os
+
+    root = Path(__file__).resolve().parent
+    return {"PATH": os.environ.get("PATH", ""), "RUST_BACKTRACE": "0",
+            "PYTHONPATH": f"{root.parent}:{root}"}
+
+
+def test_policy_tests_run_as_opa_test(tmp_path: Path) -> None:
+    test = ('package main\ntest_denies { count(deny) == 1 with input as {"resource_changes": '
+            '[{"address": "n", "type": "null_resource"}]} }\ntest_wrong { count(deny) == 2 }\n')
+    results = run_policy_tests(policies(tmp_path, {"a.rego": V0, "a_test.rego": test}))
+    assert [(r.name, r.outcome) for r in results] == [("test_denies", "passed"),
+                                                       ("test_wrong", "failed")]
