@@ -300,7 +300,11 @@ def test_create_app_refuses_an_empty_secret_or_allowlist() -> None:
 
 
 def parsed(name: str, **changes: Any) -> Any:
-    data = json.loads(payload(name))
+    return _edited(json.loads(payload(name)), name, changes)
+
+
+def _edited(data: dict, name: str, changes: dict[str, Any]) -> Any:
+    """``data`` with ``a__b=value`` changes applied, parsed as the event ``name`` names."""
     for dotted, value in changes.items():
         *parents, leaf = dotted.split("__")
         target = data
@@ -485,14 +489,7 @@ MORE_REPOS = frozenset({"runatlantis/atlantis-tests", "Codertocat/Hello-World",
 
 
 def more(name: str, **changes: Any) -> Any:
-    data = json.loads((MORE / name).read_bytes())
-    for dotted, value in changes.items():
-        *parents, leaf = dotted.split("__")
-        target = data
-        for key in parents:
-            target = target[key]
-        target[leaf] = value
-    return parse_event(name.split(".")[0], json.dumps(data).encode())
+    return _edited(json.loads((MORE / name).read_bytes()), name, changes)
 
 
 def decide_more(event: Any, **kwargs: Any) -> Any:
