@@ -26,6 +26,7 @@ second after its start (up to ~1 s extra, ~0.5 s on average); see ``_send_heartb
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -38,7 +39,9 @@ from bench._report import Result, heading, median, say, spread
 from bench._sandbox import TERRAFORM, Environment, SandboxStack, terraform_crash
 from gitops.models import PlanFingerprint, PlanStatus
 from gitops.plan import parse_plan
+from gitops.checks import blocking
 from gitops.policy import tag_check
+from gitops.rego import check_plan
 from gitops.render import render_plan_markdown, render_plan_summary
 
 NAME = "plan_overhead"
@@ -71,19 +74,26 @@ def bare_plan(env: Environment, stack: SandboxStack, out: Path) -> bytes:
     return show.stdout
 
 
+POLICIES = Path(__file__).resolve().parent.parent / "deployments" / "infra-repo" / "policies"
+"""The default policies the sandbox's infra repository ships (issue 12's benchmark condition)."""
+
+
 def plan_stage(env: Environment, out: Path) -> tuple[str, str]:
-    """The plan stage: runner plan + parse + tag policy + summary + full markdown."""
+    """The plan stage: runner plan + parse + tag policy + the default Rego policies (in their
+    child process, as tasks.terraform.stage_plan runs them) + summary + full markdown."""
     planned = env.runner.plan(out)
     if planned.status is not PlanStatus.CHANGES:
         raise RuntimeError(f"expected a plan with changes, got {planned.status}")
     plan = parse_plan(planned.plan_json)
-    policy = (tag_check(plan),)
+    policy = (tag_check(plan), *check_plan(POLICIES, json.dumps(planned.plan_json),
+                                           environment=env.name, root=POLICIES.parent))
     fingerprint = PlanFingerprint(plan_sha256=planned.plan_sha256, state=planned.state,
                                   commit=COMMIT)
     summary = render_plan_summary(plan, policy, fingerprint.short)
     markdown = render_plan_markdown(env.name, plan, policy)
-    if len(plan.changes) < 45 or not policy.passed:
-        raise RuntimeError(f"unexpected plan: {len(plan.changes)} changes, {policy.summary()}")
+    if len(plan.changes) < 45 or blocking(policy):
+        raise RuntimeError(f"unexpected plan: {len(plan.changes)} changes, "
+                           f"blocking: {[r.name for r in blocking(policy)]}")
     return summary, markdown
 
 
