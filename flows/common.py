@@ -17,14 +17,17 @@ from prefect.logging import get_run_logger
 
 from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
 from gitops.config import Environment, inside_checkout, load_configured
-from gitops.errors import ApprovalTimedOut, ConfigError, UnknownEnvironment
+from gitops.errors import ApprovalTimedOut, ConfigError, StateLocked, UnknownEnvironment
 from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
 from gitops.webhook import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit
-from tasks.terraform import StagedPlan
+from gitops.models import PlanStatus
+from gitops.render import render_plan_markdown
+from tasks.publish import publish_markdown
+from tasks.terraform import StagedPlan, enforce_checks, plan_stack
 
 
 def flow_run_id() -> str:
@@ -195,6 +198,25 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
         env = trusted
     return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase,
                      policies=trusted_policies(settings, base, base / label)), commit
+
+
+def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
+    """The plan as the run's markdown artifact (scrubbed)."""
+    if staged.plan is None:
+        return
+    publish_markdown(f"plan-{ws.name}", render_plan_markdown(ws.name, staged.plan, staged.checks),
+                     f"terraform plan for {ws.name} at {ws.commit[:12]}")
+
+
+def plan_and_check(ws: EnvWorkspace) -> StagedPlan:
+    """The one plan → check step of every path that applies (deploy, rollback, remediation):
+    plan, refuse a held lock, publish the plan, stop on any blocking check."""
+    staged = plan_stack(ws)
+    if staged.status is PlanStatus.LOCKED:
+        raise StateLocked(staged.lock)
+    publish_plan(ws, staged)
+    enforce_checks(staged)
+    return staged
 
 
 def superseding_run() -> str | None:

@@ -13,8 +13,6 @@ from prefect.logging import get_run_logger
 from prefect.states import Cancelled, Completed, Failed, State
 
 from gitops.errors import ApprovalTimedOut, GitopsError, StalePlan, StateLocked
-from gitops.models import PlanStatus
-from gitops.render import render_plan_markdown
 from gitops.settings import load_settings
 from gitops.workspace import EnvWorkspace
 from flows.common import (
@@ -22,22 +20,15 @@ from flows.common import (
     discard_run_files_of,
     flow_run_id,
     open_workspace,
+    plan_and_check,
     request_approval,
 )
 from flows.rollback import rollback_environment
 from tasks.slots import environment_slot
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
-from tasks.publish import publish_markdown
 from tasks.records import last_good_backend, last_good_commit, record_last_good
-from tasks.terraform import (
-    StagedPlan,
-    apply_staged_plan,
-    enforce_checks,
-    plan_stack,
-    read_outputs,
-    validate_stack,
-)
+from tasks.terraform import apply_staged_plan, read_outputs, validate_stack
 
 MAX_REPLANS = 2
 
@@ -55,22 +46,6 @@ class DeployReport:
     argocd: str = ""
     rollback: tuple[str, ...] = field(default_factory=tuple)
     message: str = ""
-
-
-def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
-    if staged.plan is None:
-        return
-    publish_markdown(f"plan-{ws.name}", render_plan_markdown(ws.name, staged.plan, staged.checks),
-                     f"terraform plan for {ws.name} at {ws.commit[:12]}")
-
-
-def plan_and_check(ws: EnvWorkspace) -> StagedPlan:
-    staged = plan_stack(ws)
-    if staged.status is PlanStatus.LOCKED:
-        raise StateLocked(staged.lock)
-    publish_plan(ws, staged)
-    enforce_checks(staged)
-    return staged
 
 
 @flow(name="deploy", flow_run_name="deploy-{environment}", **DISCARD_RUN_FILES)

@@ -6,8 +6,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 
 from gitops.settings import load_settings
-from flows.common import DISCARD_RUN_FILES, open_workspace
-from flows.deploy import publish_plan
+from flows.common import DISCARD_RUN_FILES, open_workspace, publish_plan
 from tasks.terraform import plan_stack, validate_stack
 
 

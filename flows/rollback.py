@@ -13,20 +13,20 @@ from prefect.logging import get_run_logger
 from pathlib import Path
 
 from gitops.git import GitRepository
-from gitops.errors import ApprovalError, GitopsError, RollbackFailed, StateLocked
-from gitops.models import PlanStatus
+from gitops.errors import ApprovalError, GitopsError, RollbackFailed
 from gitops.settings import load_settings
 from flows.common import (
     DISCARD_RUN_FILES,
     flow_run_id,
     open_workspace,
+    plan_and_check,
     request_approval,
 )
 from tasks.slots import environment_slot
 from tasks.argocd import rollback_application
 from tasks.dns import DnsChange, point_dns, record_value, restore_dns
 from tasks.records import last_good_backend, previous_good_commit, record_last_good
-from tasks.terraform import apply_staged_plan, plan_stack, read_outputs, validate_stack
+from tasks.terraform import apply_staged_plan, read_outputs, validate_stack
 
 
 @flow(name="rollback-subflow", flow_run_name="rollback-{environment}", **DISCARD_RUN_FILES)
@@ -65,9 +65,7 @@ def rollback_environment(environment: str, to_sha: str | None, reason: str = "ma
     # 3. Infrastructure: re-plan and apply the last good commit (approval where required).
     try:
         validate_stack(ws)
-        staged = plan_stack(ws)
-        if staged.status is PlanStatus.LOCKED:
-            raise StateLocked(staged.lock)
+        staged = plan_and_check(ws)  # every check a deploy gets: a blocking policy refuses it
         if staged.has_changes:
             if ws.environment.approval.required:
                 decision = request_approval(ws, staged, commit)

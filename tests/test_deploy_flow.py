@@ -399,3 +399,37 @@ def test_a_moved_state_backend_waits_for_the_environments_approval(sandbox, infr
     assert state.is_completed(), state.message
     assert state.result().approver == "bob"
     assert state_versions(sandbox, f"{env}-v2") >= 1
+
+
+def test_a_rollback_that_breaks_a_hard_policy_is_refused(sandbox, infra, argocd):
+    """The rollback re-plans through the same plan → check step as a deploy, with the policies of
+    the default branch now: a target that breaks one is refused, nothing applied."""
+    from flows.rollback import rollback
+
+    env = "e2e-rbpol"
+    infra.add_environment(env)
+    good = infra.push(f"Add {env}")
+    assert deploy_state(env, good).is_completed()
+    infra.set_var(env, "replicas", "4")
+    newer = infra.push(f"Scale {env} to 4")
+    assert deploy_state(env, newer).is_completed()
+    policy = infra.path / "policies" / "env" / env / "min_replicas.rego"
+    policy.parent.mkdir(parents=True)
+    policy.write_text(
+        "# gitops-flows: level = hard-mandatory\n"
+        "package gitops.min_replicas\n\n"
+        "import rego.v1\n\n"
+        "deny contains msg if {\n"
+        "\tsome rc in input.resource_changes\n"
+        '\trc.type == "sandbox_service"\n'
+        "\trc.change.after.replicas < 3\n"
+        '\tmsg := sprintf("%s: at least 3 replicas", [rc.address])\n'
+        "}\n")
+    infra.push(f"{env} runs at least 3 replicas")
+    versions = state_versions(sandbox, env)
+
+    state = rollback(env, return_state=True)  # back to `good`: 2 replicas
+
+    assert state.is_failed()
+    assert "at least 3 replicas" in state.message and "NOT rolled back" in state.message
+    assert state_versions(sandbox, env) == versions  # nothing applied
