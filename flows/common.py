@@ -7,6 +7,7 @@ by the platform grant. A commit cannot choose its own backend, secrets or approv
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,55 +116,52 @@ DISCARD_RUN_FILES: dict[str, Any] = {
 }
 
 
-def trusted_environments(settings: GitopsSettings, base: Path, *, code: Path | None = None,
-                         code_sha: str | None = None) -> tuple[dict[str, Environment],
-                                                               dict[str, str], Commit]:
-    """The environments as the default branch head configures them now (loaded, and broken).
+@dataclass(frozen=True)
+class TrustedConfig:
+    """The default branch head as a run reads it: its environments and where it is checked out."""
 
-    ``code`` is a checkout that is already at that head (reused instead of a second checkout).
-    """
+    environments: dict[str, Environment]
+    broken: dict[str, str]
+    """Environment name -> why its configuration does not load."""
+    head: Commit
+    checkout: Path
+
+    def policies(self, settings: GitopsSettings) -> Path | None:
+        """Its Rego policies (trusted configuration, like the rules); None when it has none."""
+        path = inside_checkout(self.checkout, settings.policies_dir)
+        return path if path.is_dir() else None
+
+    def environment(self, settings: GitopsSettings, name: str) -> Environment:
+        """One environment's trusted configuration; unknown or broken there: refused."""
+        if name in self.environments:
+            return self.environments[name]
+        if name in self.broken:
+            raise ConfigError(f"{name}: its configuration on {settings.default_branch} "
+                              f"({self.head.sha[:12]}) does not load: {self.broken[name]}")
+        raise UnknownEnvironment(name, sorted(self.environments))
+
+
+def trusted_config(settings: GitopsSettings, base: Path, *, code: Path | None = None,
+                   code_sha: str | None = None) -> TrustedConfig:
+    """The default branch head, read now: checked out under ``base/trusted``, or ``code`` itself
+    when that checkout (at ``code_sha``) already is the head."""
     repo_url = settings.repository_url
     if code is not None and code_sha is not None:
         repo = GitRepository(repo_url, Path(settings.workdir))
         if repo.resolve(settings.default_branch) == code_sha:
             loaded, broken = load_configured(code, settings.environments_dir)
-            return loaded, broken, repo.commit(code_sha)
+            return TrustedConfig(loaded, broken, repo.commit(code_sha), code)
     head = checkout_commit(repo_url, Path(settings.workdir), settings.default_branch,
                            base / "trusted")
     loaded, broken = load_configured(base / "trusted", settings.environments_dir)
-    return loaded, broken, head
-
-
-def trusted_policies(settings: GitopsSettings, base: Path,
-                     code: Path | None = None) -> Path | None:
-    """The Rego policies of the default branch head (trusted configuration, like the rules).
-
-    They are read from the trusted checkout ``trusted_environments`` made under ``base/trusted``,
-    or from ``code`` when it reused that (the code is then at the default branch head); never
-    from a commit under review. None when the default branch has no policies directory.
-    """
-    checkout = base / "trusted" if (base / "trusted").is_dir() or code is None else code
-    path = inside_checkout(checkout, settings.policies_dir)
-    return path if path.is_dir() else None
-
-
-def trusted_environment(settings: GitopsSettings, environment: str, base: Path, *,
-                        code: Path | None = None, code_sha: str | None = None) -> Environment:
-    """One environment's trusted configuration; unknown or broken on the default branch: refused."""
-    loaded, broken, head = trusted_environments(settings, base, code=code, code_sha=code_sha)
-    if environment in loaded:
-        return loaded[environment]
-    if environment in broken:
-        raise ConfigError(f"{environment}: its configuration on {settings.default_branch} "
-                          f"({head.sha[:12]}) does not load: {broken[environment]}")
-    raise UnknownEnvironment(environment, sorted(loaded))
+    return TrustedConfig(loaded, broken, head, base / "trusted")
 
 
 def workspace(settings: GitopsSettings, env: Environment, checkout: Path, sha: str,
               envs_dir: Path, phase: Phase, *, proposed_new: bool = False,
               policies: Path | None = None) -> EnvWorkspace:
     """A workspace for ``env`` on the code at ``checkout``, with the environment's grant and
-    the trusted Rego ``policies`` (see :func:`trusted_policies`)."""
+    the trusted Rego ``policies`` (see :meth:`TrustedConfig.policies`)."""
     for rel in (env.stack, env.var_file):
         if not inside_checkout(checkout, rel).exists():
             raise ConfigError(f"{env.name}: {rel} does not exist at {sha[:12]}")
@@ -187,8 +185,8 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
     base = run_dir(settings)
     commit = checkout_commit(repo_url or settings.repository_url, Path(settings.workdir), ref,
                              base / label)
-    trusted = trusted_environment(settings, environment, base, code=base / label,
-                                  code_sha=commit.sha)
+    config = trusted_config(settings, base, code=base / label, code_sha=commit.sha)
+    trusted = config.environment(settings, environment)
     try:
         env = with_trusted_rules(
             load_environment(base / label, environment, settings.environments_dir), trusted)
@@ -197,7 +195,7 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
                                  "default branch's", environment, commit.sha[:12], exc)
         env = trusted
     return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase,
-                     policies=trusted_policies(settings, base, base / label)), commit
+                     policies=config.policies(settings)), commit
 
 
 def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:

@@ -49,8 +49,7 @@ from flows.common import (
     flow_run_id,
     run_dir,
     superseding_run,
-    trusted_environments,
-    trusted_policies,
+    trusted_config,
     workspace,
 )
 from tasks.affected import PullRequestChange, find_affected
@@ -175,8 +174,9 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
     """
     url = flow_run_url(settings)
     reports: dict[str, EnvReport] = {}
-    trusted, trusted_broken, _head = trusted_environments(settings, base)
-    policies = trusted_policies(settings, base)  # the default branch's, never the PR's
+    config = trusted_config(settings, base)
+    trusted, trusted_broken = config.environments, config.broken
+    policies = config.policies(settings)  # the default branch's, never the PR's
     notices: dict[str, ConfigNotice] = {}
     for name, why in change.broken.items():
         reports[name] = EnvReport(name, error=_clip(f"configuration does not load: {why}"),
