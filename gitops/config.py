@@ -32,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gitops.errors import BackendCollision, ConfigError, UnknownEnvironment, UnsafeCheckout
 
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+APPROVER_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9][A-Za-z0-9_.-]{0,99})?$")
+"""A GitHub login (``alice``) or a team (``acme/platform``)."""
 DEFAULT_ENVIRONMENTS_DIR = "terraform/environments"
 CONFIG_FILE = "environment.toml"
 
@@ -72,12 +74,35 @@ class ArgoCDSettings(_Frozen):
 
 
 class ApprovalSettings(_Frozen):
-    """Whether a human must approve the plan before apply."""
+    """Whether a human must approve the plan before apply, and whose approval counts.
+
+    A rule, read from the default branch head only (see ``RULE_FIELDS``). Approvals are verified
+    on the code host: the approver's account must have write access to the repository and be
+    listed in ``approvers`` (a GitHub login, or ``org/team-slug`` for every active member of
+    that team); an empty list lets anyone with write access approve. ``allow_declared`` lets the
+    Prefect UI form (a typed name, which nothing authenticates) count as an approval too; such an
+    approval is recorded as declared, never as verified.
+    """
 
     required: bool = False
     timeout_seconds: int = Field(default=86400, ge=1)
-    allow_author: bool = Field(default=False, description="may the commit author approve")
-    approvers: tuple[str, ...] = Field(default=(), description="allowed approvers; empty = anyone")
+    allow_author: bool = Field(
+        default=False, description="may the commit's or pull request's author approve")
+    approvers: tuple[str, ...] = Field(
+        default=(), description="GitHub logins and org/team entries; empty = anyone with write "
+                                "access")
+    min_approvals: int = Field(default=1, ge=1, le=10,
+                               description="distinct accounts that must approve")
+    allow_declared: bool = Field(
+        default=False, description="count a Prefect UI form approval (a typed, unverified name)")
+
+    @field_validator("approvers")
+    @classmethod
+    def _approver_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if not APPROVER_RE.fullmatch(entry):
+                raise ValueError(f"approver {entry!r} is neither a GitHub login nor org/team")
+        return value
 
 
 class BackendSettings(_Frozen):
