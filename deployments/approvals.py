@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
@@ -13,7 +14,11 @@ from prefect.client.schemas.objects import StateType
 from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 
+from gitops.approval import ANSWER_KEY_PREFIX, REQUEST_KEY_PREFIX
 from gitops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gitops.codehost import CodeHost
 
 
 @dataclass(frozen=True)
@@ -77,3 +82,92 @@ def resolve_paused_run(target: str) -> str:
     ids = ", ".join(f"{p.run_name} {p.run_id}" for p in waiting)
     raise ConfigError(f"{len(waiting)} runs of {target!r} wait for approval ({ids}); "
                       "answer one by its run ID")
+
+
+# -- answering as a code-host identity ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class WaitingRequest:
+    """What a waiting run asks approval for, as it wrote it."""
+
+    run_id: str
+    environment: str
+    fingerprint: str
+    repository: str
+    commit: str
+    pr_number: int | None
+    marker: str
+
+
+def waiting_request(run_id: str) -> WaitingRequest:
+    """The newest approval request of ``run_id``."""
+    from prefect.input.actions import filter_flow_run_input
+
+    found = filter_flow_run_input(REQUEST_KEY_PREFIX, limit=50, flow_run_id=uuid.UUID(run_id))
+    if not found:
+        raise ConfigError(f"flow run {run_id} is paused but asks for no gitops approval (it is not "
+                          "a deploy or rollback waiting for one)")
+    value = max(found, key=lambda f: f.created or datetime.min).decoded_value
+    return WaitingRequest(run_id, value["environment"], value["fingerprint"], value["repository"],
+                          value["commit"], value.get("pr_number"), value["marker"])
+
+
+def post_answer(host: "CodeHost", request: WaitingRequest, *, approve: bool,
+                reason: str = "") -> str:
+    """Post `/gitops approve|reject` where ``request`` was announced, as ``host``'s account.
+
+    The request must be on the code host under the run's marker (the fingerprint comes from the
+    run, the text it approves from the code host); otherwise nothing is posted.
+    """
+    from gitops.approval import approve_command, reject_command
+
+    body = (approve_command(request.environment, request.fingerprint) if approve
+            else reject_command(request.environment, reason))
+    if request.pr_number is not None:
+        comments = host.list_comments(request.repository, request.pr_number)
+    else:
+        comments = host.list_commit_comments(request.repository, request.commit)
+    if not any(request.marker in c.body for c in comments):
+        raise ConfigError(f"the approval request of run {request.run_id} (plan "
+                          f"{request.fingerprint}) is not on {request.repository}; nothing posted")
+    if request.pr_number is not None:
+        comment = host.create_comment(request.repository, request.pr_number, body)
+    else:
+        comment = host.create_commit_comment(request.repository, request.commit, body)
+    return comment.html_url or f"comment {comment.id}"
+
+
+def answers_so_far(run_id: str) -> set[str]:
+    from prefect.input.actions import filter_flow_run_input
+
+    return {f.key for f in filter_flow_run_input(ANSWER_KEY_PREFIX, limit=200,
+                                                 flow_run_id=uuid.UUID(run_id))}
+
+
+def deliver(run_id: str, run_input: dict) -> None:
+    """Resume the run with ``run_input``; a run that can no longer take it is refused."""
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        resume_flow_run(uuid.UUID(run_id), run_input=run_input)
+    except Exception as exc:  # NotPausedError, FlowPauseTimeout, RuntimeError (Prefect's refusal)
+        raise ConfigError(f"flow run {run_id} cannot take an answer: {exc}") from exc
+
+
+def run_verdict(run_id: str, before: set[str], timeout: float = 60.0,
+                poll: float = 0.5) -> dict | None:
+    """What the run made of the answer just delivered (its newest answer input), or None if it
+    said nothing within ``timeout``."""
+    import time
+
+    from prefect.input.actions import filter_flow_run_input
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = [f for f in filter_flow_run_input(ANSWER_KEY_PREFIX, limit=200,
+                                                flow_run_id=uuid.UUID(run_id))
+               if f.key not in before]
+        if new:
+            return max(new, key=lambda f: f.created or datetime.min).decoded_value
+        time.sleep(poll)
+    return None

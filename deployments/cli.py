@@ -136,15 +136,56 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from prefect.flow_runs import resume_flow_run
-
-    from deployments.approvals import resolve_paused_run
+    """Answer a waiting approval: as your GitHub account (a verified answer) when a token is
+    set, else as a typed name in the Prefect form (declared); then report what the run made of it."""
+    from deployments.approvals import (
+        answers_so_far,
+        deliver,
+        post_answer,
+        resolve_paused_run,
+        run_verdict,
+        waiting_request,
+    )
 
     run_id = resolve_paused_run(args.target)
-    resume_flow_run(run_id, run_input={"approve": not args.reject, "approver": args.as_,
-                                       "reason": args.reason or ""})
-    print(f"{'rejected' if args.reject else 'approved'} flow run {run_id} as {args.as_}")
-    return 0
+    token = next((os.environ[v] for v in ("GITOPS_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
+                  if os.environ.get(v)), None)
+    before = answers_so_far(run_id)
+    if args.as_ is None and token is None:
+        print("error: set GITOPS_GITHUB_TOKEN to answer as your GitHub account, or give --as NAME "
+              "for a declared (unverified) answer", file=sys.stderr)
+        return 2
+    if args.as_ is None:
+        from gitops.github import GitHubClient
+        from gitops.settings import load_settings
+
+        request = waiting_request(run_id)
+        with GitHubClient.from_token(token, base_url=load_settings().github_api_url) as host:
+            who = host.authenticated_login()
+            where = post_answer(host, request, approve=not args.reject, reason=args.reason or "")
+        print(f"posted /gitops {'reject' if args.reject else 'approve'} {request.environment} "
+              f"{'' if args.reject else request.fingerprint} as @{who}: {where}")
+        deliver(run_id, {"check_github": True, "approve": False, "approver": "",
+                         "reason": f"gitops-flows approve by @{who}"})
+    else:
+        who = args.as_
+        deliver(run_id, {"approve": not args.reject, "approver": args.as_,
+                         "reason": args.reason or ""})
+    verdict = run_verdict(run_id, before, timeout=args.wait)
+    if verdict is None:
+        print(f"delivered to flow run {run_id}; it said nothing within {args.wait:.0f}s "
+              "(see its logs)")
+        return 1
+    refused = [r for r in verdict.get("refused", []) if who.lower() in r.lower()]
+    state = verdict["verdict"]
+    wanted = "rejected" if args.reject else "approved"
+    counted = state == wanted or (not args.reject and who.lower() in
+                                  [a.lower() for a in verdict.get("approvals", [])])
+    if refused and not counted:
+        print(f"refused by flow run {run_id}: " + "; ".join(refused), file=sys.stderr)
+        return 1
+    print(f"flow run {run_id}: {state}: {verdict.get('progress', '')}")
+    return 0 if counted else 1
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:
@@ -211,10 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     ul.add_argument("--reason", required=True, help="why it is safe (recorded)")
     ul.set_defaults(func=cmd_unlock)
 
-    ap = sub.add_parser("approve", help="answer a paused deploy's approval form")
+    ap = sub.add_parser("approve", help="approve or reject a waiting deploy: as your GitHub "
+                                        "account (GITOPS_GITHUB_TOKEN), or --as NAME (declared)")
     ap.add_argument("target", metavar="ENV_OR_RUN_ID",
                     help="the environment (its one paused run) or a flow run ID")
-    ap.add_argument("--as", dest="as_", metavar="NAME", required=True, help="approver name")
+    ap.add_argument("--as", dest="as_", metavar="NAME", default=None,
+                    help="answer the Prefect form under a typed name (counts only where the "
+                         "environment allows declared approvals)")
+    ap.add_argument("--wait", type=float, default=60.0,
+                    help="seconds to wait for the run's verdict (default 60)")
     ap.add_argument("--reject", action="store_true")
     ap.add_argument("--reason", default="")
     ap.set_defaults(func=cmd_approve)

@@ -7,18 +7,37 @@ by the platform grant. A commit cannot choose its own backend, secrets or approv
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from prefect.context import get_run_context
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.logging import get_run_logger
 
-from gitops.approval import ApprovalDecision, ApprovalInput, judge_approval
+from gitops.approval import (
+    ANSWER_KEY_PREFIX,
+    REQUEST_KEY_PREFIX,
+    ApprovalInput,
+    ApprovalOutcome,
+    ApprovalRecord,
+    ApprovalRequest,
+    Tally,
+    approve_command,
+    judge_form,
+)
 from gitops.config import Environment, inside_checkout, load_configured
-from gitops.errors import ApprovalTimedOut, ConfigError, StateLocked, UnknownEnvironment
+from gitops.errors import (
+    ApprovalTampered,
+    ApprovalTimedOut,
+    ConfigError,
+    StateLocked,
+    UnknownEnvironment,
+)
 from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
 from gitops.webhook import PR_TAG_PREFIX
@@ -26,8 +45,24 @@ from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit
 from gitops.models import PlanStatus
-from gitops.render import render_plan_markdown
-from tasks.publish import publish_markdown
+from gitops.render import (
+    ApprovalText,
+    approval_marker,
+    render_approval_form,
+    render_approval_request,
+    render_plan_markdown,
+)
+from tasks.approvals import (
+    Announcement,
+    Venue,
+    announce,
+    announcement_unchanged,
+    find_venue,
+    tally_approvals,
+    update_announcement,
+)
+from gitops.scrub import scrub_obj
+from tasks.publish import emit, publish_markdown
 from tasks.terraform import StagedPlan, enforce_checks, plan_stack
 
 
@@ -253,47 +288,126 @@ def run_url(settings: GitopsSettings) -> str | None:
     return f"{settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{flow_run_id()}"
 
 
-def approval_description(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
-                         why: str = "") -> str:
-    """Markdown shown above the approval form in the Prefect UI."""
-    return (
-        f"## Approve the {ws.name} deploy?\n\n"
-        + (f"**Approval is needed because {why}.**\n\n" if why else "") +
-        f"Commit `{commit.sha[:12]}` by {commit.author_name}: {commit.subject}\n\n"
-        f"{staged.summary}\n\n"
-        f"Approving applies **exactly** this plan (fingerprint `{staged.fingerprint.short}`); "
-        "if the state moves before apply, the deploy re-plans and asks again."
-    )
-
-
 def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
-                     why: str = "") -> ApprovalDecision:
-    """Pause the run with the approval form; judge the answer against the environment's rule.
+                     why: str = "") -> ApprovalOutcome:
+    """Ask for approval of exactly ``staged`` and wait for an answer that counts.
 
+    The request is posted on the code host (the pull request that brought the commit, or the
+    commit) with the fingerprint to approve, and the run pauses with the Prefect form, which shows
+    the same text. Every resume (a form answer, or a wake-up from the webhook or the CLI) is
+    judged by gitops.approval against what the code host vouches for; an answer that does not
+    count is logged and the run waits again, until the rule's timeout. The text the approvers
+    read is checked before the answer counts: one replaced by an API caller fails the run.
     ``why`` says what makes an approval necessary beyond the rule (a state backend that moves).
     """
     logger = get_run_logger()
-    rule = ws.environment.approval
-    form = ApprovalInput.with_initial_data(
-        description=approval_description(ws, staged, commit, why), approve=False)
-    logger.info("%s: waiting up to %ss for approval of plan %s. Answer the form in the Prefect "
-                "UI%s, or run: gitops-flows approvals (shows the plan), then gitops-flows approve "
-                "%s --as <name> [--reject] (or the run ID %s)", ws.name, rule.timeout_seconds,
-                staged.fingerprint.short,
-                f" ({run_url(ws.settings)})" if run_url(ws.settings) else "", ws.name,
-                flow_run_id())
-    try:
-        answer = pause_flow_run(wait_for_input=form, timeout=rule.timeout_seconds,
-                                poll_interval=ws.settings.approval_poll_seconds,
-                                key=f"approve-{ws.name}-{staged.fingerprint.plan_sha256[:12]}")
-    except FlowPauseTimeout as exc:
-        raise ApprovalTimedOut(
-            f"{ws.name}: nobody approved plan {staged.fingerprint.short} within "
-            f"{rule.timeout_seconds}s; nothing was applied") from exc
-    decision = judge_approval(answer, rule, author_name=commit.author_name,
-                              author_email=commit.author_email)
-    if decision.approved:
-        logger.info("%s: approved by %s (%s)", ws.name, decision.approver, decision.reason or "-")
-    else:
-        logger.warning("%s: not approved: %s", ws.name, decision.refusal)
-    return decision
+    settings, rule = ws.settings, ws.environment.approval
+    fingerprint, run_id = staged.fingerprint.short, flow_run_id()
+    deadline = datetime.now(timezone.utc) + timedelta(seconds=rule.timeout_seconds)
+    text = ApprovalText(ws.name, fingerprint, commit.sha, commit.subject, staged.summary,
+                        rule.min_approvals, rule.approvers, rule.allow_author, rule.allow_declared,
+                        deadline.strftime("%Y-%m-%d %H:%M UTC"), why, run_url(settings) or "")
+    venue = find_venue(settings, settings.repository, commit.sha)
+    marker = approval_marker(ws.name, run_id, fingerprint)
+    posted = announce(settings, venue, render_approval_request(text, "waiting", marker), marker)
+    request = ApprovalRequest(ws.name, fingerprint, posted.created_at, venue.commit_author,
+                              venue.pr_author)
+    plan_key = staged.fingerprint.plan_sha256[:12]
+    _note_for_operator(f"{REQUEST_KEY_PREFIX}{plan_key}", {
+        "environment": ws.name, "fingerprint": fingerprint, "repository": venue.repository,
+        "commit": commit.sha, "pr_number": venue.pr_number, "marker": marker})
+    declared: list[ApprovalRecord] = []
+    seen: set[str] = set()
+    current = Tally(rule.min_approvals)
+    for round_ in itertools.count():
+        remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
+        description = render_approval_form(text, current.progress())
+        key = f"approve-{ws.name}-{plan_key}-{round_}"
+        logger.info("%s: waiting %ds for approval of plan %s on %s: comment `%s` there, or run "
+                    "`gitops-flows approve %s`; the Prefect form%s takes a rejection%s",
+                    ws.name, remaining, fingerprint, venue.describe(),
+                    approve_command(ws.name, fingerprint), ws.name,
+                    f" ({run_url(settings)})" if run_url(settings) else "",
+                    " or a declared approval" if rule.allow_declared else "")
+        try:
+            if remaining <= 0:
+                raise FlowPauseTimeout("the approval's time is up")
+            answer = pause_flow_run(
+                wait_for_input=ApprovalInput.with_initial_data(description=description,
+                                                               approve=False),
+                timeout=math.ceil(remaining), poll_interval=settings.approval_poll_seconds,
+                key=key)
+        except FlowPauseTimeout as exc:
+            update_announcement(settings, venue, posted, render_approval_request(
+                text, "timed out: nothing was applied", marker))
+            raise ApprovalTimedOut(
+                f"{ws.name}: nobody approved plan {fingerprint} within "
+                f"{rule.timeout_seconds}s ({current.progress()}); nothing was applied") from exc
+        if _form_text(key) != description:
+            _tampered(ws, venue, posted, text, marker, "the approval text shown in Prefect")
+        current = tally_approvals(settings, venue, request, rule)
+        record, refusal = judge_form(answer, rule, request, author_name=commit.author_name,
+                                     author_email=commit.author_email,
+                                     at=datetime.now(timezone.utc))
+        if record is not None:
+            declared.append(record)
+        for extra in declared:
+            current = current.with_answer(extra, None)
+        for refused in current.refused + ((refusal,) if refusal else ()):
+            if refused.describe() not in seen:
+                seen.add(refused.describe())
+                logger.warning("%s: an answer that does not count: %s", ws.name,
+                               refused.describe())
+                emit("gitops.approval.refused", ws.name, {
+                    "fingerprint": fingerprint, "login": refused.login,
+                    "channel": refused.channel.value, "why": refused.why,
+                    "source": refused.source})
+        _note_for_operator(f"{ANSWER_KEY_PREFIX}{plan_key}-{round_}", {
+            "verdict": current.verdict, "progress": current.progress(),
+            "approvals": [a.login for a in current.approvals],
+            "refused": [r.describe() for r in current.refused + ((refusal,) if refusal else ())]})
+        if current.verdict != "waiting":
+            break
+        posted = update_announcement(settings, venue, posted, render_approval_request(
+            text, f"waiting: {current.progress()}", marker))
+
+    records = ((current.rejection,) if current.rejection else current.approvals)
+    if current.verdict == "approved" and not announcement_unchanged(settings, venue, posted):
+        _tampered(ws, venue, posted, text, marker, f"the approval request on {venue.describe()}")
+    for answered in records:
+        emit(f"gitops.approval.{'granted' if answered.decision == 'approved' else 'rejected'}",
+             ws.name, answered.as_event())
+    applying = "applying this plan" if current.verdict == "approved" else "nothing is applied"
+    update_announcement(settings, venue, posted, render_approval_request(
+        text, f"{current.progress()}; {applying}", marker))
+    logger.info("%s: %s", ws.name, current.progress()) if current.verdict == "approved" else \
+        logger.warning("%s: %s", ws.name, current.progress())
+    return ApprovalOutcome(current.verdict, fingerprint, tuple(records), current.refused,
+                           current.progress())
+
+
+def _form_text(key: str) -> str | None:
+    """The description stored with the pause ``key`` (what the Prefect UI showed)."""
+    from prefect.input import keyset_from_base_key
+    from prefect.input.actions import read_flow_run_input
+
+    text = read_flow_run_input(keyset_from_base_key(f"paused-{key}")["description"])
+    return text if isinstance(text, str) else None
+
+
+def _tampered(ws: EnvWorkspace, venue: Venue, posted: Announcement, text: ApprovalText,
+              marker: str, what: str) -> NoReturn:
+    message = (f"{ws.name}: {what} was replaced after the run wrote it; an approval given on it "
+               "cannot be trusted. Nothing was applied; deploy again to ask anew")
+    get_run_logger().error("%s", message)
+    emit("gitops.approval.tampered", ws.name, {"fingerprint": text.fingerprint, "what": what})
+    update_announcement(ws.settings, venue, posted, render_approval_request(
+        text, "refused: the approval text was replaced; nothing was applied", marker))
+    raise ApprovalTampered(message)
+
+
+def _note_for_operator(key: str, value: dict[str, Any]) -> None:
+    """A flow run input the run writes for `gitops-flows approve` (see gitops.approval)."""
+    from prefect.input.actions import create_flow_run_input
+
+    create_flow_run_input(key, scrub_obj(value))

@@ -12,6 +12,7 @@ from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled, Completed, Failed, State
 
+from gitops.approval import ApprovalRecord
 from gitops.errors import ApprovalTimedOut, GitopsError, StalePlan, StateLocked
 from gitops.settings import load_settings
 from gitops.workspace import EnvWorkspace
@@ -42,6 +43,9 @@ class DeployReport:
     outcome: str  # deployed | no-changes | rejected | timed-out | rolled-back
     applied: bool = False
     approver: str = ""
+    """The approving accounts (or declared names), comma-separated."""
+    approvals: tuple[ApprovalRecord, ...] = field(default_factory=tuple)
+    """Who approved or rejected which plan, when, through which channel, verified or declared."""
     dns: str = ""
     argocd: str = ""
     rollback: tuple[str, ...] = field(default_factory=tuple)
@@ -66,7 +70,7 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
     logger.info("deploying %s at %s (%s)", environment, commit.sha[:12], commit.subject)
     validate_stack(ws)
     staged = plan_and_check(ws)
-    approver = ""
+    approvals: tuple[ApprovalRecord, ...] = ()
 
     backend = ws.environment.backend.address if ws.environment.backend else None
     previous_backend = last_good_backend(environment)
@@ -85,12 +89,12 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
                     logger.error("%s", exc)
                     return Failed(message=str(exc), data=DeployReport(
                         environment, commit.sha, "timed-out", message=str(exc)))
-                if not decision.approved:
-                    msg = f"{environment}: not applied: {decision.refusal}"
+                approvals += decision.records
+                if decision.verdict != "approved":
+                    msg = f"{environment}: not applied: {decision.message}"
                     return Cancelled(message=msg, data=DeployReport(
-                        environment, commit.sha, "rejected", approver=decision.approver,
-                        message=msg))
-                approver = decision.approver
+                        environment, commit.sha, "rejected", approver=decision.approvers,
+                        approvals=approvals, message=msg))
             try:
                 apply_staged_plan(ws, staged)
                 break
@@ -122,7 +126,10 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
     record_last_good(environment, commit.sha, flow_run_id(), backend)
     outcome = "deployed" if staged.has_changes else "no-changes"
     report = DeployReport(
-        environment, commit.sha, outcome, applied=staged.has_changes, approver=approver,
+        environment, commit.sha, outcome, applied=staged.has_changes,
+        approver=", ".join(a.login for a in approvals if a.decision == "approved"
+                           and a.fingerprint == staged.fingerprint.short),
+        approvals=approvals,
         dns=(f"{dns_change.current.name} -> {dns_change.current.values[0]}" if dns_change else ""),
         argocd=(f"{ws.environment.argocd.application} Synced at {commit.sha[:12]}"
                 if ws.environment.argocd else ""),

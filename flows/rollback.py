@@ -69,8 +69,8 @@ def rollback_environment(environment: str, to_sha: str | None, reason: str = "ma
         if staged.has_changes:
             if ws.environment.approval.required:
                 decision = request_approval(ws, staged, commit)
-                if not decision.approved:
-                    raise ApprovalError(f"rollback apply not approved: {decision.refusal}")
+                if decision.verdict != "approved":
+                    raise ApprovalError(f"rollback apply not approved: {decision.message}")
             apply_staged_plan(ws, staged)
             done.append(f"infrastructure: re-applied {commit.sha[:12]} "
                         f"({staged.plan.counts.add} add, {staged.plan.counts.change} change, "

@@ -30,4 +30,5 @@ def unlock(environment: str, lock_id: str, by: str, reason: str) -> str:
         outcome = release_state_lock(ws, lock_id, by.strip(), reason.strip())
     if outcome is UnlockOutcome.NOT_LOCKED:
         return f"{environment}: the state is not locked; nothing was released"
-    return f"{environment}: state lock {lock_id} released by {by.strip()}"
+    return (f"{environment}: state lock {lock_id} released by {by.strip()} (declared, "
+            "unverified)")

@@ -37,6 +37,12 @@ from pydantic import Field
 
 from gitops.config import ApprovalSettings
 
+REQUEST_KEY_PREFIX = "gitops-request-"
+ANSWER_KEY_PREFIX = "gitops-answer-"
+"""Flow run inputs a waiting run writes: what it asks approval for (one per plan) and what it made
+of each answer (one per resume), so `gitops-flows approve` reports the run's verdict. The run never
+reads them back: they are notes for the operator, not evidence."""
+
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 _COMMAND_RE = re.compile(r"^/gitops[ \t]+(approve|reject)[ \t]+([a-z][a-z0-9-]{0,30})"
                          r"(?:[ \t]+(.*?))?[ \t]*$")

@@ -24,7 +24,8 @@ are *values*, not exceptions. These classes are for operations that failed.
     ├── PolicyError                  the Rego policies cannot be loaded or tested (file:line)
     ├── ApprovalError
     │   ├── ApprovalRejected         an approver said no
-    │   └── ApprovalTimedOut         nobody answered in time
+    │   ├── ApprovalTimedOut         nobody answered in time
+    │   └── ApprovalTampered         what the approvers read was replaced (nothing applied)
     ├── GitError                     clone/checkout/diff failed
     ├── DnsError                     Route53 call failed or never reached INSYNC
     ├── ArgoCDError                  Argo CD API call failed (carries status code and body)
@@ -177,6 +178,11 @@ class ApprovalRejected(ApprovalError):
 
 class ApprovalTimedOut(ApprovalError):
     """Nobody answered the approval in time."""
+
+
+class ApprovalTampered(ApprovalError):
+    """The approval text (the Prefect form's description, the request on the code host) was
+    replaced after the run wrote it: an answer given on it proves nothing."""
 
 
 class GitError(GitopsError):

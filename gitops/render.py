@@ -784,3 +784,77 @@ def render_plan_markdown(env: str, plan: Plan, checks: Sequence[CheckReport]) ->
         out.append("")
     return "\n".join(_redact_lines(out)) + "\n"
 
+
+
+# -- the approval request ---------------------------------------------------------------------
+
+
+def approval_marker(environment: str, run_id: str, fingerprint: str) -> str:
+    """The hidden marker of one request for approval (one run, one plan)."""
+    return f"<!-- gitops-flows:approval {environment} {run_id} {fingerprint} -->"
+
+
+@dataclass(frozen=True)
+class ApprovalText:
+    """What an approver reads: on the code host, and above the Prefect form."""
+
+    environment: str
+    fingerprint: str
+    commit: str
+    subject: str
+    plan_summary: str
+    needed: int
+    approvers: tuple[str, ...]
+    allow_author: bool
+    allow_declared: bool
+    deadline: str
+    why: str = ""
+    run_url: str = ""
+
+
+def _how_to_approve(t: ApprovalText) -> list[str]:
+    who = (", ".join(f"`{a}`" for a in t.approvers) + " (with write access)" if t.approvers
+           else "anyone with write access to the repository")
+    author = "" if t.allow_author else "; not the change's author"
+    return [
+        f"Needs **{t.needed}** approval(s) from distinct accounts: {who}{author}. "
+        f"Approve on the pull request (or the commit) with a new comment or review:",
+        "", f"    /gitops approve {t.environment} {t.fingerprint}", "",
+        f"Reject with `/gitops reject {t.environment} <reason>`. From a shell, "
+        f"`gitops-flows approve {t.environment}` posts that comment as your GitHub account.",
+        "The Prefect UI form accepts a rejection from anyone; "
+        + ("an approval there counts as **declared** (a typed name, unverified)."
+           if t.allow_declared else
+           "an approval there is a typed name and does **not** count here."),
+        f"An approval for another plan, an edited comment or one given before this request does "
+        f"not count. Waits until {t.deadline}.",
+    ]
+
+
+def render_approval_request(t: ApprovalText, status: str, marker: str) -> str:
+    """The code-host comment that asks for approval; ``status`` is its last line (edited as
+    answers come)."""
+    lines = [marker, f"### gitops-flows: {t.environment} waits for approval of plan "
+                     f"`{t.fingerprint}`", ""]
+    if t.why:
+        lines += [f"**Approval is needed because {redact_text(t.why)}.**", ""]
+    lines += [f"Commit `{t.commit[:12]}`: {redact_text(t.subject)}", "",
+              "```", redact_text(t.plan_summary).replace("```", "'''"), "```", ""]
+    lines += _how_to_approve(t)
+    if t.run_url:
+        lines += ["", f"Run: {t.run_url}"]
+    lines += ["", f"**Status:** {status}"]
+    return "\n".join(lines)
+
+
+def render_approval_form(t: ApprovalText, status: str) -> str:
+    """The markdown above the Prefect UI form (rendered by the run from the plan it holds)."""
+    lines = [f"## Approve the {t.environment} deploy?", ""]
+    if t.why:
+        lines += [f"**Approval is needed because {redact_text(t.why)}.**", ""]
+    lines += [f"Commit `{t.commit[:12]}`: {redact_text(t.subject)}", "",
+              redact_text(t.plan_summary), "",
+              f"Approving applies **exactly** this plan (fingerprint `{t.fingerprint}`); if the "
+              "state moves before apply, the deploy re-plans and asks again.", ""]
+    lines += _how_to_approve(t) + ["", f"**So far:** {status}"]
+    return "\n".join(lines)

@@ -28,11 +28,11 @@ from gitops.drift import (
     render_drift_resolved,
     skipped,
 )
-from gitops.github import GitHubClient
+
 from gitops.models import LockInfo, PlanStatus
 from gitops.settings import GitopsSettings
 from gitops.workspace import EnvWorkspace
-from tasks.credentials import load_secret
+from tasks.github import code_host
 from tasks.publish import emit, publish_table
 from tasks.retry import BACKOFF, transient_only
 from tasks.slots import slot_in_use
@@ -110,19 +110,13 @@ def store_notified_fingerprint(report: DriftReport, value: str | None,
 # -- GitHub ---------------------------------------------------------------------------------------
 
 
-def github_client(settings: GitopsSettings) -> GitHubClient:
-    """A GitHub client with the token from the Secret block the settings name."""
-    return GitHubClient.from_token(load_secret(settings.github_token_block),
-                                   settings.github_api_url)
-
-
 @task(name="drift-issue", retries=len(BACKOFF), retry_delay_seconds=BACKOFF,
       retry_condition_fn=transient_only, cache_policy=NO_CACHE)
 def open_or_update_issue(settings: GitopsSettings, report: DriftReport, kind: NoticeKind,
                          run_url: str | None = None) -> int:
     """Open the environment's drift issue, or update the open one; return its number."""
     title, body = render_drift_issue(report, run_url=run_url)
-    with github_client(settings) as github:
+    with code_host(settings) as github:
         existing = github.find_open_issue(settings.repository, drift_marker(report.environment))
         if existing is None:
             issue = github.create_issue(settings.repository, title, body, labels=[ISSUE_LABEL])
@@ -143,7 +137,7 @@ def open_or_update_issue(settings: GitopsSettings, report: DriftReport, kind: No
 def close_issue(settings: GitopsSettings, report: DriftReport,
                 run_url: str | None = None) -> int | None:
     """Mark the environment's open drift issue resolved and close it; its number, if any."""
-    with github_client(settings) as github:
+    with code_host(settings) as github:
         existing = github.find_open_issue(settings.repository, drift_marker(report.environment))
         if existing is None:
             return None

@@ -30,8 +30,9 @@ def status_context(environment: str) -> str:
 
 
 @contextmanager
-def github_client(settings: GitopsSettings) -> Iterator[GitHubClient]:
-    """A client for ``settings.github_api_url`` with the token from its Secret block."""
+def code_host(settings: GitopsSettings) -> Iterator[GitHubClient]:
+    """The code host the flows use (GitHub at ``settings.github_api_url``), with the token
+    from its Secret block; closed when the block ends."""
     token = load_secret(settings.github_token_block)
     with GitHubClient.from_token(token, base_url=settings.github_api_url) as client:
         yield client
@@ -43,7 +44,7 @@ def set_commit_status(settings: GitopsSettings, repository: str, sha: str, state
                       context: str, description: str = "",
                       target_url: str | None = None) -> CommitStatus:
     """Set one commit status on ``sha`` (the description is cut to GitHub's 140 characters)."""
-    with github_client(settings) as github:
+    with code_host(settings) as github:
         status = github.create_status(repository, sha, state, context, description, target_url)
     get_run_logger().info("%s@%s: %s = %s", repository, sha[:12], context, state)
     return status
@@ -54,7 +55,7 @@ def set_commit_status(settings: GitopsSettings, repository: str, sha: str, state
 def upsert_pr_comment(settings: GitopsSettings, repository: str, pr_number: int, body: str,
                       marker: str) -> Comment:
     """Edit the PR's comment carrying ``marker`` in place, or post it if there is none yet."""
-    with github_client(settings) as github:
+    with code_host(settings) as github:
         comment = github.upsert_marked_comment(repository, pr_number, body, marker)
     get_run_logger().info("%s#%d: plan comment %s (%d characters)", repository, pr_number,
                           comment.id, len(body))
@@ -66,7 +67,7 @@ def upsert_pr_comment(settings: GitopsSettings, repository: str, pr_number: int,
 def replace_pr_comment(settings: GitopsSettings, repository: str, pr_number: int, body: str,
                        marker: str) -> Comment | None:
     """Replace the body of the PR's comment carrying ``marker``; post nothing if there is none."""
-    with github_client(settings) as github:
+    with code_host(settings) as github:
         for existing in github.list_comments(repository, pr_number):
             if marker in existing.body:
                 if existing.body == body:

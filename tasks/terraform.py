@@ -8,6 +8,8 @@ retries either: it is a person's decision, made once, about one lock ID.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,8 +238,12 @@ def release_state_lock(ws: EnvWorkspace, lock_id: str, by: str, reason: str) -> 
     if outcome is UnlockOutcome.NOT_LOCKED:
         logger.info("%s: the state is not locked; nothing to release", ws.name)
         return outcome
-    logger.warning("%s: state lock %s released by %s: %s", ws.name, lock_id, by, reason)
-    emit(UNLOCK_EVENT, ws.name, {"lock_id": lock_id, "by": by, "reason": reason})
+    logger.warning("%s: state lock %s released by %s (declared: a run parameter, which nothing "
+                   "authenticates): %s", ws.name, lock_id, by, reason)
+    # Recorded like an approval: who, when, through which channel, verified or declared.
+    emit(UNLOCK_EVENT, ws.name, {"lock_id": lock_id, "by": by, "reason": reason,
+                                 "channel": "prefect-run-parameter", "verified": False,
+                                 "at": datetime.now(timezone.utc).isoformat()})
     return outcome
 
 
