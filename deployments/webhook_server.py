@@ -3,7 +3,7 @@
     gitops-flows webhook serve [--host 127.0.0.1] [--port 8080]
     gitops-flows webhook route --event pull_request [--delivery ID] payload.json   (dry run)
 
-`gitops.webhook` decides what a delivery starts; here a "run" decision becomes a flow run of the
+`gitops.receiver` decides what a delivery starts; here a "run" decision becomes a flow run of the
 Prefect deployment it names (``run_deployment(..., timeout=0, idempotency_key=...)``), so a
 redelivered or duplicated event starts one run. Prefect Cloud has incoming webhooks of its own; a
 self-hosted Prefect server needs this receiver in front of it.
@@ -40,7 +40,7 @@ from typing import Any
 
 from gitops.errors import ConfigError, WebhookError
 from gitops.settings import GitopsSettings, load_settings
-from gitops.webhook import (
+from gitops.receiver import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     WEBHOOK_PATH,
@@ -80,7 +80,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class PrefectLauncher:
-    """A `gitops.webhook.Launcher` that creates a flow run of the decision's deployment.
+    """A `gitops.receiver.Launcher` that creates a flow run of the decision's deployment.
 
     Does not wait for the run (``timeout=0``); the idempotency key makes a repeated decision
     return the run already created. Thread-safe: every call uses its own Prefect client.

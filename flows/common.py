@@ -21,7 +21,7 @@ from gitops.config import Environment, inside_checkout, load_configured
 from gitops.errors import ApprovalTimedOut, ConfigError, StateLocked, UnknownEnvironment
 from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
-from gitops.webhook import PR_TAG_PREFIX
+from gitops.receiver import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit

@@ -27,7 +27,7 @@ from deployments.emulators.server import BackgroundServer
 from gitops.git import commit_all, run_git
 from gitops.github import Comment
 from gitops.pr_report import MARKER
-from gitops.webhook import (
+from gitops.receiver import (
     DEPLOY_MAIN_DEPLOYMENT,
     PR_CLOSED_DEPLOYMENT,
     PR_PLAN_DEPLOYMENT,
@@ -44,7 +44,7 @@ REPO = "acme/infrastructure"  # GITOPS_REPOSITORY in the sandbox
 
 
 class InProcessLauncher:
-    """A `gitops.webhook.Launcher` that runs the PR flows right here (no worker) and only records
+    """A `gitops.receiver.Launcher` that runs the PR flows right here (no worker) and only records
     what it would start for other deployments."""
 
     def __init__(self) -> None:

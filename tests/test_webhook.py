@@ -20,7 +20,7 @@ from webhook_fakes import FakeLauncher
 
 from deployments.emulators.server import BackgroundServer
 from gitops.errors import WebhookError
-from gitops.webhook import (
+from gitops.receiver import (
     DEPLOY_MAIN_DEPLOYMENT,
     PR_CLOSED_DEPLOYMENT,
     PR_PLAN_DEPLOYMENT,

@@ -33,7 +33,7 @@ from deployments.webhook_server import (
 from deployments.emulators.server import BackgroundServer
 from gitops.errors import ConfigError
 from gitops.settings import GitopsSettings
-from gitops.webhook import Decision, signature_for
+from gitops.receiver import Decision, signature_for
 from webhook_fakes import FakeLauncher
 
 CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"

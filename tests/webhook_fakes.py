@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from gitops.webhook import Decision
+from gitops.receiver import Decision
 
 
 class LaunchFailed(RuntimeError):
@@ -12,7 +12,7 @@ class LaunchFailed(RuntimeError):
 
 
 class FakeLauncher:
-    """A `gitops.webhook.Launcher` that records every call and dedupes on the idempotency key,
+    """A `gitops.receiver.Launcher` that records every call and dedupes on the idempotency key,
     like `run_deployment(..., idempotency_key=...)`: the same key gives back the same run id."""
 
     def __init__(self, *, fail: bool = False) -> None:
