@@ -19,6 +19,10 @@ class ApprovalInput(RunInput):
     approve: bool = Field(default=False, description="Apply this exact plan?")
     approver: str = Field(default="", description="Your name or GitHub login")
     reason: str = Field(default="", description="Why (kept with the run)")
+    check_github: bool = Field(
+        default=False,
+        description="Only look at the approvals given on GitHub "
+                    "(what the webhook and `gitops-flows approve` send)")
 
 
 @dataclass(frozen=True)
