@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from gitops.errors import WebhookError
 from gitops.receiver.events import PingEvent, parse_event
-from gitops.receiver.routing import Launcher, route
+from gitops.receiver.routing import Decision, Launcher, route
 from gitops.receiver.signature import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -38,8 +38,9 @@ def create_app(*, secret: bytes, launcher: Launcher, allowlist: Iterable[str],
                default_branch_only: bool = True) -> Starlette:
     """The receiver: `POST /webhooks/github` and `GET /healthz`.
 
-    Answers 202 with the run id ("run") or the reason ("ignore"), 200 to a ping, 401/400/403/413
-    for refused deliveries, and 503 when the launcher fails (GitHub can redeliver).
+    Answers 202 with the run id ("run"), the ids of the runs woken ("wake") or the reason
+    ("ignore"); 200 to a ping and to a "wake" that found nothing waiting; 401/400/403/413 for
+    refused deliveries, and 503 when the launcher fails (GitHub can redeliver).
     """
     if not secret:
         raise ValueError("the webhook secret is empty: refusing to accept unsigned deliveries")
@@ -69,6 +70,8 @@ def create_app(*, secret: bytes, launcher: Launcher, allowlist: Iterable[str],
             status = 200 if isinstance(event, PingEvent) else 202
             return JSONResponse({"decision": "ignore", "reason": decision.reason},
                                 status_code=status)
+        if decision.decision == "wake":
+            return await _wake(launcher, decision)
         try:
             run_id = await run_in_threadpool(launcher.launch, decision)
         except Exception:
@@ -86,6 +89,25 @@ def create_app(*, secret: bytes, launcher: Launcher, allowlist: Iterable[str],
 
     return Starlette(routes=[Route(WEBHOOK_PATH, receive, methods=["POST"]),
                              Route("/healthz", healthz, methods=["GET"])])
+
+
+async def _wake(launcher: Launcher, decision: Decision) -> Response:
+    """Hand a "wake" decision to the launcher; 202 with the runs woken, 200 when none waits."""
+    delivery, environment = _safe(decision.delivery_id), decision.parameters["environment"]
+    try:
+        woken = await run_in_threadpool(launcher.wake, decision)
+    except Exception:
+        log.exception("could not wake the runs waiting for %s (delivery %s)", environment,
+                      delivery)
+        return JSONResponse({"error": "could not wake the waiting runs; try the delivery "
+                                      "again"}, status_code=503)
+    if not woken:
+        log.info("delivery %s: nothing waits for %s", delivery, environment)
+        return JSONResponse({"decision": "wake", "reason": f"nothing waits for {environment}",
+                             "environment": environment, "run_ids": []}, status_code=200)
+    log.info("delivery %s woke %s run(s) %s", delivery, environment, ", ".join(woken))
+    return JSONResponse({"decision": "wake", "reason": decision.reason,
+                         "environment": environment, "run_ids": woken}, status_code=202)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

@@ -19,6 +19,14 @@ Routing rules (the choices that GitHub's documentation leaves to us are marked *
   head like any push (the branch is the desired state; the deploy plans and asks approval as
   usual), and its idempotency key names the commit it replaced, so force-pushing back to a commit
   deployed before deploys it again instead of finding the old run.
+* A new comment whose first non-empty line is `/gitops approve <env> <fingerprint>` or
+  `/gitops reject <env> [reason]` "wake"s the runs waiting for approval of `<env>` (an
+  environment name as `gitops.config.check_environment_name` allows it). The comment is never
+  trusted: waking only tells the run to verify the approvals on GitHub itself. *Comments on
+  plain issues wake too (an approval may be given on a commit's pull request or elsewhere; the
+  flow decides what counts), so the receiver does not look up which PR brought the commit.
+  *Edited and deleted comments never wake (an edited comment never counts as an approval);
+  other comments are ignored with that reason.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from gitops.config import ENV_NAME
 from gitops.errors import WebhookError
 from gitops.receiver.events import (
     IssueCommentEvent,
@@ -51,13 +60,16 @@ def pr_tag(repository: str, pr_number: int) -> str:
 
 _PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 _ZERO_SHA = re.compile(r"^0+$")
+_ENV_NAME = ENV_NAME.pattern.removeprefix("^").removesuffix("$")
+_APPROVAL_COMMAND = re.compile(rf"^/gitops\s+(approve|reject)\s+({_ENV_NAME})(?:\s|$)")
 
 
 @dataclass(frozen=True)
 class Decision:
-    """What to do with a delivery: run a deployment, or ignore it (with the reason)."""
+    """What to do with a delivery: run a deployment, wake the runs waiting for an approval of
+    `parameters["environment"]`, or ignore it (with the reason)."""
 
-    decision: Literal["run", "ignore"]
+    decision: Literal["run", "wake", "ignore"]
     reason: str
     deployment: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -66,10 +78,15 @@ class Decision:
 
 
 class Launcher(Protocol):
-    """Starts the run a "run" decision asks for."""
+    """Starts the run a "run" decision asks for; wakes the runs a "wake" decision names."""
 
     def launch(self, decision: Decision) -> str:
         """Start (or find, by `decision.idempotency_key`) the run; return its id."""
+        ...
+
+    def wake(self, decision: Decision) -> list[str]:
+        """Resume the runs paused for an approval of `decision.parameters["environment"]`, each
+        told to check GitHub; return the ids of those resumed (none: nothing waits)."""
         ...
 
 
@@ -145,8 +162,7 @@ def route(event: WebhookEvent, *, delivery_id: str, allowlist: frozenset[str],
             idempotency_key=key, delivery_id=delivery_id)
 
     if isinstance(event, IssueCommentEvent):
-        where = "pull request" if event.on_pull_request else "issue"
-        return ignore(f"comments ({where} #{event.issue_number}) do not start runs")
+        return _comment(event, repository, delivery_id)
 
     return ignore(f"event {event.event!r} is not handled")
 
@@ -161,4 +177,26 @@ def _closed(event: PullRequestEvent, repository: str, delivery_id: str) -> Decis
         parameters={"repository": repository, "pr_number": event.number},
         idempotency_key=f"{PR_CLOSED_DEPLOYMENT}:{repository.lower()}"
                         f"#{event.number}@{event.head_sha}",
+        delivery_id=delivery_id)
+
+
+def _comment(event: IssueCommentEvent, repository: str, delivery_id: str) -> Decision:
+    where = f"{'pull request' if event.on_pull_request else 'issue'} #{event.issue_number}"
+    lines = [line.strip() for line in event.body.splitlines() if line.strip()]
+    command = _APPROVAL_COMMAND.match(lines[0]) if lines else None
+    if command is None:
+        return Decision("ignore", f"comment on {where} has no /gitops approve|reject <env> "
+                        "command on its first line: comments do not start runs",
+                        delivery_id=delivery_id)
+    if event.action != "created":
+        return Decision("ignore", f"comment on {where} {event.action}: only a new comment "
+                        "wakes a waiting run (an edited comment never counts as an approval)",
+                        delivery_id=delivery_id)
+    verb, environment = command.group(1), command.group(2)
+    return Decision(
+        "wake", f"/gitops {verb} {environment} (comment {event.comment_id} on {where}): wake "
+                f"the runs waiting for {environment}",
+        parameters={"repository": repository, "environment": environment,
+                    "issue_number": event.issue_number, "comment_id": event.comment_id,
+                    "command": verb},
         delivery_id=delivery_id)
