@@ -66,6 +66,12 @@ class InProcessLauncher:
             self.states.append(state)
         return str(state.state_details.flow_run_id)
 
+    def wake(self, decision: Decision) -> list[str]:
+        """Record the call; no PR flow waits for an approval, so nothing is woken."""
+        with self._lock:
+            self.calls.append(decision)
+        return []
+
 
 @dataclass
 class Receiver:
