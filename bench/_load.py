@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from gitops.webhook import signature_for
+from gitops.receiver import signature_for
 
 CONTRACTS = Path(__file__).resolve().parent.parent / "tests" / "contracts" / "github"
 PULL_REQUEST = "pull_request.synchronize.1.json"

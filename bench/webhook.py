@@ -1,6 +1,6 @@
 """webhook: the real receiver under 20 concurrent senders, and redeliveries of one delivery.
 
-Server: ``gitops.webhook.create_app`` (signature check, parsing, routing, launcher call in the
+Server: ``gitops.receiver.create_app`` (signature check, parsing, routing, launcher call in the
 thread pool) with ``tests/webhook_fakes.FakeLauncher`` (same run id per idempotency key, like
 ``run_deployment(idempotency_key=...)``), served by uvicorn on 127.0.0.1 through
 ``deployments.emulators.server.BackgroundServer``, in this process.
@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from bench._report import Result, heading, ms, say
 from deployments.emulators.server import BackgroundServer
-from gitops.webhook import WEBHOOK_PATH, create_app
+from gitops.receiver import WEBHOOK_PATH, create_app
 
 NAME = "webhook"
 DELIVERIES = 1_000

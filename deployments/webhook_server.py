@@ -3,10 +3,12 @@
     gitops-flows webhook serve [--host 127.0.0.1] [--port 8080]
     gitops-flows webhook route --event pull_request [--delivery ID] payload.json   (dry run)
 
-`gitops.webhook` decides what a delivery starts; here a "run" decision becomes a flow run of the
+`gitops.receiver` decides what a delivery starts; here a "run" decision becomes a flow run of the
 Prefect deployment it names (``run_deployment(..., timeout=0, idempotency_key=...)``), so a
 redelivered or duplicated event starts one run. Prefect Cloud has incoming webhooks of its own; a
-self-hosted Prefect server needs this receiver in front of it.
+self-hosted Prefect server needs this receiver in front of it. A "wake" decision (a `/gitops
+approve|reject <env>` comment) resumes the runs paused for that environment's approval with
+``check_github=True`` and nothing else: the run verifies the approvals on GitHub itself.
 
 In front of the app sits `UnverifiedBodyGuard`: it reads each delivery's body against a total
 deadline (408 for a client that stalls or trickles), refuses a body over the size limit while it
@@ -33,6 +35,7 @@ import math
 import os
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +43,7 @@ from typing import Any
 
 from gitops.errors import ConfigError, WebhookError
 from gitops.settings import GitopsSettings, load_settings
-from gitops.webhook import (
+from gitops.receiver import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
     WEBHOOK_PATH,
@@ -80,7 +83,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class PrefectLauncher:
-    """A `gitops.webhook.Launcher` that creates a flow run of the decision's deployment.
+    """A `gitops.receiver.Launcher` that creates a flow run of the decision's deployment, and
+    resumes the runs paused for an environment's approval.
 
     Does not wait for the run (``timeout=0``); the idempotency key makes a repeated decision
     return the run already created. Thread-safe: every call uses its own Prefect client.
@@ -106,6 +110,31 @@ class PrefectLauncher:
                              timeout=0, idempotency_key=decision.idempotency_key,
                              as_subflow=False, tags=tags, _sync=True)
         return str(run.id)
+
+    def wake(self, decision: Decision) -> list[str]:
+        """Resume every run paused (or suspended) for an approval of the decision's environment
+        with ``check_github=True``; return the ids resumed. A resume Prefect refuses (the run is
+        no longer paused, or the input does not fit its form) is logged and skipped."""
+        if decision.decision != "wake":
+            raise ValueError(f"nothing to wake for a {decision.decision!r} decision")
+        from prefect.exceptions import PrefectException
+        from prefect.flow_runs import resume_flow_run
+
+        from deployments.approvals import paused_approvals
+
+        params = decision.parameters
+        answer = {"check_github": True, "approve": False, "approver": "",
+                  "reason": f"GitHub comment {params['comment_id']} on #{params['issue_number']}"}
+        woken = []
+        for paused in paused_approvals(str(params["environment"])):
+            try:
+                resume_flow_run(uuid.UUID(paused.run_id), run_input=answer)
+            except (PrefectException, RuntimeError) as exc:
+                log.warning("delivery %s: did not wake run %s of %s: %s",
+                            _safe(decision.delivery_id), paused.run_id, paused.environment, exc)
+                continue
+            woken.append(paused.run_id)
+        return woken
 
 
 def load_webhook_secret(settings: GitopsSettings, *, environ: Mapping[str, str] | None = None,

@@ -40,7 +40,7 @@ from gitops.errors import (
 )
 from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
-from gitops.webhook import PR_TAG_PREFIX
+from gitops.receiver import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit

@@ -28,3 +28,15 @@ def test_gitops_tasks_and_flows_never_import_the_stand_ins() -> None:
     }
     assert {k: v for k, v in offenders.items() if v} == {}
     assert not (ROOT / "gitops" / "sandbox").exists() and not (ROOT / "gitops" / "emulators").exists()
+
+
+def test_the_receiver_imports_no_prefect() -> None:
+    """gitops.receiver decides what a delivery starts; only deployments/ talks to Prefect."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, gitops.receiver; "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prefect'))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    assert out == "[]"

@@ -27,7 +27,7 @@ from deployments.emulators.server import BackgroundServer
 from gitops.git import commit_all, run_git
 from gitops.github import Comment
 from gitops.pr_report import MARKER
-from gitops.webhook import (
+from gitops.receiver import (
     DEPLOY_MAIN_DEPLOYMENT,
     PR_CLOSED_DEPLOYMENT,
     PR_PLAN_DEPLOYMENT,
@@ -44,7 +44,7 @@ REPO = "acme/infrastructure"  # GITOPS_REPOSITORY in the sandbox
 
 
 class InProcessLauncher:
-    """A `gitops.webhook.Launcher` that runs the PR flows right here (no worker) and only records
+    """A `gitops.receiver.Launcher` that runs the PR flows right here (no worker) and only records
     what it would start for other deployments."""
 
     def __init__(self) -> None:
@@ -65,6 +65,12 @@ class InProcessLauncher:
         with self._lock:
             self.states.append(state)
         return str(state.state_details.flow_run_id)
+
+    def wake(self, decision: Decision) -> list[str]:
+        """Record the call; no PR flow waits for an approval, so nothing is woken."""
+        with self._lock:
+            self.calls.append(decision)
+        return []
 
 
 @dataclass

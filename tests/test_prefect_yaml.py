@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gitops.webhook import DEPLOY_MAIN_DEPLOYMENT, PR_CLOSED_DEPLOYMENT, PR_PLAN_DEPLOYMENT
+from gitops.receiver import DEPLOY_MAIN_DEPLOYMENT, PR_CLOSED_DEPLOYMENT, PR_PLAN_DEPLOYMENT
 from tasks.drift import REMEDIATION_DEPLOYMENT
 
 pytestmark = pytest.mark.slow
@@ -99,8 +99,8 @@ def test_pr_plan_parameters_are_what_the_webhook_sends(deployments):
     assert set(closed["required"]) == {"repository", "pr_number"}
 
 
-# The webhook (gitops/webhook.py) and drift remediation must agree with the deployments on names
-# and parameters, or a delivery answers 503 forever.
+# The webhook (gitops/receiver/routing.py) and drift remediation must agree with the deployments
+# on names and parameters, or a delivery answers 503 forever.
 WEBHOOK_ROUTES = {
     PR_PLAN_DEPLOYMENT: {"repository", "pr_number", "head_sha", "base_ref"},
     PR_CLOSED_DEPLOYMENT: {"repository", "pr_number"},

@@ -6,7 +6,7 @@ from prefect import flow, tags
 from prefect.client.orchestration import get_client
 
 from flows.common import superseding_run
-from gitops.webhook import pr_tag
+from gitops.receiver import pr_tag
 
 TAG = pr_tag("Acme/Infrastructure", 5)
 

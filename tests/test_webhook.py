@@ -20,7 +20,7 @@ from webhook_fakes import FakeLauncher
 
 from deployments.emulators.server import BackgroundServer
 from gitops.errors import WebhookError
-from gitops.webhook import (
+from gitops.receiver import (
     DEPLOY_MAIN_DEPLOYMENT,
     PR_CLOSED_DEPLOYMENT,
     PR_PLAN_DEPLOYMENT,
@@ -609,3 +609,94 @@ def test_a_pull_request_from_github_enterprise_server_is_planned() -> None:
     event = more("pull_request.opened.ghes-35.json")
     assert not event.from_fork and event.head_repository_id == event.base_repository_id == 118
     assert decide_more(event).decision == "run"
+
+
+# -- approval comments wake the waiting run ------------------------------------------------------
+
+COMMENT_ON_PR = "issue_comment.created-pr.1.json"  # chhsia0/knative-route-demo, PR #3
+FINGERPRINT = "9f2c" * 16
+
+
+@pytest.mark.parametrize(("body", "command", "environment"), [
+    (f"/gitops approve prod {FINGERPRINT}", "approve", "prod"),
+    (f"\n  \n   /gitops   approve\tstaging-eu {FINGERPRINT}\nlooks good", "approve", "staging-eu"),
+    ("/gitops reject prod", "reject", "prod"),
+    ("/gitops reject prod the plan deletes the database", "reject", "prod"),
+])
+def test_an_approval_command_wakes_the_runs_waiting_for_its_environment(
+        body: str, command: str, environment: str) -> None:
+    decision = decide(parsed(COMMENT_ON_PR, comment__body=body))
+    assert (decision.decision, decision.deployment, decision.delivery_id) == ("wake", None, "d-1")
+    assert decision.parameters == {"repository": "chhsia0/knative-route-demo",
+                                   "environment": environment, "issue_number": 3,
+                                   "comment_id": 546616131, "command": command}
+    assert f"/gitops {command} {environment}" in decision.reason
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ("/build", "no /gitops approve|reject <env> command"),                 # the payload's own
+    (f"/gitops merge prod {FINGERPRINT}", "no /gitops approve|reject"),    # unknown command
+    (f"/gitops approve Prod {FINGERPRINT}", "no /gitops approve|reject"),  # not an env name
+    (f"/gitops approve prod;rm {FINGERPRINT}", "no /gitops approve|reject"),
+    (f"/gitops approve {'p' * 32} {FINGERPRINT}", "no /gitops approve|reject"),  # too long
+    ("/gitops approve", "no /gitops approve|reject"),
+    (f"/gitopsapprove prod {FINGERPRINT}", "no /gitops approve|reject"),
+    (f"LGTM\n/gitops approve prod {FINGERPRINT}", "on its first line"),  # not the first line
+    ("", "no /gitops approve|reject"),
+])
+def test_other_comments_are_ignored_with_a_reason(body: str, words: str) -> None:
+    decision = decide(parsed(COMMENT_ON_PR, comment__body=body))
+    assert decision.decision == "ignore" and words in decision.reason
+
+
+@pytest.mark.parametrize("action", ["edited", "deleted"])
+def test_an_edited_or_deleted_approval_comment_never_wakes(action: str) -> None:
+    decision = decide(parsed(COMMENT_ON_PR, action=action,
+                             comment__body=f"/gitops approve prod {FINGERPRINT}"))
+    assert decision.decision == "ignore"
+    assert f"{action}: only a new comment wakes" in decision.reason
+
+
+def test_an_approval_command_on_a_plain_issue_wakes_too() -> None:
+    event = parsed("issue_comment.created-issue.1.json", comment__body="/gitops reject prod")
+    assert not event.on_pull_request
+    decision = decide(event)
+    assert (decision.decision, decision.parameters["issue_number"]) == ("wake", 1)
+
+
+def test_an_approval_command_from_a_repository_off_the_allowlist_is_403() -> None:
+    event = parsed(COMMENT_ON_PR, comment__body=f"/gitops approve prod {FINGERPRINT}")
+    with pytest.raises(WebhookError) as caught:
+        route(event, delivery_id="d-1", allowlist=frozenset({"octo-org/infra"}))
+    assert caught.value.status_code == 403
+
+
+def test_the_app_answers_a_wake_with_the_runs_woken_or_that_nothing_waits() -> None:
+    launcher = FakeLauncher(waiting={"prod": ["run-p1", "run-p2"], "staging": ["run-s1"]})
+    app = create_app(secret=SECRET, launcher=launcher, allowlist=ALLOWLIST)
+    approve = json.loads(payload(COMMENT_ON_PR))
+    approve["comment"]["body"] = f"/gitops approve prod {FINGERPRINT}"
+    body = json.dumps(approve).encode()
+    for receiver in serve(app, launcher):
+        woke = receiver.deliver(COMMENT_ON_PR, body=body, delivery="d-wake-1")
+        assert woke.status_code == 202, woke.text
+        assert woke.json() == {"decision": "wake", "reason": launcher.wake_calls[0].reason,
+                               "environment": "prod", "run_ids": ["run-p1", "run-p2"]}
+        again = receiver.deliver(COMMENT_ON_PR, body=body, delivery="d-wake-2")
+        assert again.status_code == 200
+        assert again.json() == {"decision": "wake", "reason": "nothing waits for prod",
+                                "environment": "prod", "run_ids": []}
+    assert [d.delivery_id for d in launcher.wake_calls] == ["d-wake-1", "d-wake-2"]
+    assert launcher.calls == []  # a wake never starts a run
+
+
+def test_a_wake_the_launcher_cannot_do_is_503_with_a_safe_message() -> None:
+    launcher = FakeLauncher(fail=True)
+    app = create_app(secret=SECRET, launcher=launcher, allowlist=ALLOWLIST)
+    data = json.loads(payload(COMMENT_ON_PR))
+    data["comment"]["body"] = "/gitops reject prod"
+    for receiver in serve(app, launcher):
+        response = receiver.deliver(COMMENT_ON_PR, body=json.dumps(data).encode())
+        assert response.status_code == 503
+        assert "hunter2" not in response.text and "Prefect" not in response.text
+    assert len(launcher.wake_calls) == 1

@@ -8,6 +8,7 @@ import argparse
 import json
 import select
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect import flow
+from prefect.flow_runs import pause_flow_run, resume_flow_run
+from prefect.input import RunInput
 
 from deployments.webhook_server import (
     PrefectLauncher,
@@ -31,9 +35,10 @@ from deployments.webhook_server import (
     route_file,
 )
 from deployments.emulators.server import BackgroundServer
+from gitops.approval import ApprovalInput
 from gitops.errors import ConfigError
 from gitops.settings import GitopsSettings
-from gitops.webhook import Decision, signature_for
+from gitops.receiver import Decision, signature_for
 from webhook_fakes import FakeLauncher
 
 CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"
@@ -226,6 +231,70 @@ def test_launcher_creates_one_run_per_idempotency_key(target_deployment):
 def test_launcher_refuses_an_ignore_decision():
     with pytest.raises(ValueError):
         PrefectLauncher().launch(Decision("ignore", "pong"))
+
+
+class NeedsAToken(RunInput):
+    """A form the receiver's wake answer does not fit (a required field it never sends)."""
+
+    token: str
+
+
+@flow
+def waits_for_approval(environment: str, form: str = "approval") -> Any:
+    """Stands in for deploy/rollback: pauses for the approval form and returns the answer."""
+    wait_for = ApprovalInput if form == "approval" else NeedsAToken
+    return pause_flow_run(wait_for_input=wait_for, timeout=60, poll_interval=1)
+
+
+@contextmanager
+def paused_run(environment: str, form: str = "approval") -> Iterator[tuple[str, list[Any]]]:
+    """Run `waits_for_approval` in a background thread until it is paused: (run id, answers)."""
+    from deployments.approvals import paused_approvals
+
+    answers: list[Any] = []
+    thread = threading.Thread(target=lambda: answers.append(
+        waits_for_approval(environment, form)), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not (waiting := paused_approvals(environment)):
+        assert time.monotonic() < deadline and thread.is_alive(), "the run never paused"
+        time.sleep(0.2)
+    yield waiting[0].run_id, answers
+    thread.join(timeout=60)
+
+
+def wake_decision(environment: str) -> Decision:
+    return Decision("wake", "test", parameters={
+        "repository": REPO, "environment": environment, "issue_number": 3, "comment_id": 11,
+        "command": "approve"}, delivery_id="delivery-w")
+
+
+def test_launcher_wakes_the_run_waiting_for_the_environment_and_only_that(prefect_api):
+    launcher, environment = PrefectLauncher(), f"wake-{uuid.uuid4().hex[:8]}"
+    assert launcher.wake(wake_decision(environment)) == []  # nothing paused for it
+    with paused_run(environment) as (run_id, answers):
+        assert launcher.wake(wake_decision(f"other-{uuid.uuid4().hex[:8]}")) == []
+        assert read_run(run_id).state.is_paused()
+        assert launcher.wake(wake_decision(environment)) == [run_id]
+    [answer] = answers
+    assert isinstance(answer, ApprovalInput)
+    assert (answer.check_github, answer.approve, answer.approver, answer.reason) == (
+        True, False, "", "GitHub comment 11 on #3")
+    assert launcher.wake(wake_decision(environment)) == []  # resumed: no longer waits
+
+
+def test_a_resume_prefect_refuses_is_skipped_not_an_error(prefect_api):
+    launcher, environment = PrefectLauncher(), f"wake-{uuid.uuid4().hex[:8]}"
+    with paused_run(environment, form="token") as (run_id, answers):
+        assert launcher.wake(wake_decision(environment)) == []  # the input does not fit
+        assert read_run(run_id).state.is_paused()
+        resume_flow_run(uuid.UUID(run_id), run_input={"token": "t"})
+    assert [a.token for a in answers] == ["t"]
+
+
+def test_launcher_refuses_to_wake_for_a_run_decision():
+    with pytest.raises(ValueError):
+        PrefectLauncher().wake(decision("k"))
 
 
 @pytest.fixture()

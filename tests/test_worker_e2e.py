@@ -18,7 +18,7 @@ import pytest
 
 from deployments.sandbox.launcher import SandboxState
 from deployments.emulators.server import BackgroundServer
-from gitops.webhook import signature_for
+from gitops.receiver import signature_for
 from infra_repo import InfraRepo
 from test_deploy_flow import dns_value
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from gitops.webhook import Decision
+from gitops.receiver import Decision
 
 
 class LaunchFailed(RuntimeError):
@@ -12,13 +12,19 @@ class LaunchFailed(RuntimeError):
 
 
 class FakeLauncher:
-    """A `gitops.webhook.Launcher` that records every call and dedupes on the idempotency key,
-    like `run_deployment(..., idempotency_key=...)`: the same key gives back the same run id."""
+    """A `gitops.receiver.Launcher` that records every call and dedupes on the idempotency key,
+    like `run_deployment(..., idempotency_key=...)`: the same key gives back the same run id.
 
-    def __init__(self, *, fail: bool = False) -> None:
+    ``waiting`` maps an environment to the ids of the runs paused for its approval; `wake`
+    resumes them (each once, like a run that is no longer paused after its resume)."""
+
+    def __init__(self, *, fail: bool = False,
+                 waiting: dict[str, list[str]] | None = None) -> None:
         self.fail = fail
         self.calls: list[Decision] = []
+        self.wake_calls: list[Decision] = []
         self._runs: dict[str, str] = {}
+        self._waiting = {env: list(ids) for env, ids in (waiting or {}).items()}
         self._lock = threading.Lock()
 
     def launch(self, decision: Decision) -> str:
@@ -31,6 +37,14 @@ class FakeLauncher:
             if key not in self._runs:
                 self._runs[key] = f"run-{len(self._runs) + 1}"
             return self._runs[key]
+
+    def wake(self, decision: Decision) -> list[str]:
+        """Record the call; return (and forget) the runs waiting for its environment."""
+        with self._lock:
+            self.wake_calls.append(decision)
+            if self.fail:
+                raise LaunchFailed("Prefect API unreachable (secret-looking detail: hunter2)")
+            return self._waiting.pop(str(decision.parameters["environment"]), [])
 
     @property
     def runs(self) -> dict[str, str]:
