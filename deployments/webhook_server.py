@@ -124,7 +124,9 @@ class PrefectLauncher:
 
         params = decision.parameters
         answer = {"check_github": True, "approve": False, "approver": "",
-                  "reason": f"GitHub comment {params['comment_id']} on #{params['issue_number']}"}
+                  "reason": f"GitHub comment {params['comment_id']} on "
+                            + (f"#{params['issue_number']}" if "issue_number" in params
+                               else f"commit {str(params.get('commit', ''))[:12]}")}
         woken = []
         for paused in paused_approvals(str(params["environment"])):
             try:

@@ -25,7 +25,6 @@ This is the one module in gitops/ that imports Prefect: the form *is* a RunInput
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +34,7 @@ from typing import Literal, Protocol
 from prefect.input import RunInput
 from pydantic import Field
 
+from gitops.commands import Command, approve_command, parse_command, reject_command
 from gitops.config import ApprovalSettings
 
 REQUEST_KEY_PREFIX = "gitops-request-"
@@ -44,8 +44,6 @@ of each answer (one per resume), so `gitops-flows approve` reports the run's ver
 reads them back: they are notes for the operator, not evidence."""
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
-_COMMAND_RE = re.compile(r"^/gitops[ \t]+(approve|reject)[ \t]+([a-z][a-z0-9-]{0,30})"
-                         r"(?:[ \t]+(.*?))?[ \t]*$")
 
 
 class ApprovalInput(RunInput):
@@ -66,37 +64,6 @@ class Channel(str, Enum):
     GITHUB_REVIEW = "github-review"
     GITHUB_COMMIT_COMMENT = "github-commit-comment"
     PREFECT_FORM = "prefect-form"
-
-
-@dataclass(frozen=True)
-class Command:
-    """A parsed `/gitops approve|reject` line."""
-
-    verb: Literal["approve", "reject"]
-    environment: str
-    argument: str
-    """approve: the fingerprint; reject: the reason (may be empty)."""
-
-
-def parse_command(body: str) -> Command | None:
-    """The command on the first non-empty line of ``body``, or None."""
-    for line in body.splitlines():
-        if line.strip():
-            match = _COMMAND_RE.match(line.strip())
-            if match is None:
-                return None
-            verb, env, arg = match.groups()
-            return Command(verb, env, (arg or "").strip())  # type: ignore[arg-type]
-    return None
-
-
-def approve_command(environment: str, fingerprint: str) -> str:
-    """The comment that approves ``fingerprint`` for ``environment``."""
-    return f"/gitops approve {environment} {fingerprint}"
-
-
-def reject_command(environment: str, reason: str = "") -> str:
-    return f"/gitops reject {environment} {reason}".rstrip()
 
 
 @dataclass(frozen=True)

@@ -700,3 +700,21 @@ def test_a_wake_the_launcher_cannot_do_is_503_with_a_safe_message() -> None:
         assert response.status_code == 503
         assert "hunter2" not in response.text and "Prefect" not in response.text
     assert len(launcher.wake_calls) == 1
+
+
+def test_an_approval_command_on_a_commit_wakes_with_the_commit() -> None:
+    """`commit_comment` (a commit no pull request brought): the fields GitHub's "Webhook events
+    and payloads" page lists for it (action, comment.id/body/commit_id/user, repository)."""
+    from gitops.receiver import CommitCommentEvent, parse_event
+
+    repo = json.loads(payload(COMMENT_ON_PR))["repository"]
+    body = json.dumps({"action": "created", "repository": repo, "comment": {
+        "id": 77, "body": f"/gitops approve prod {FINGERPRINT}", "commit_id": "ab" * 20,
+        "user": {"login": "alice"}}}).encode()
+    event = parse_event("commit_comment", body)
+    assert isinstance(event, CommitCommentEvent) and event.author == "alice"
+    decision = decide(event)
+    assert decision.decision == "wake"
+    assert decision.parameters == {"repository": "chhsia0/knative-route-demo",
+                                   "environment": "prod", "commit": "ab" * 20, "comment_id": 77,
+                                   "command": "approve"}

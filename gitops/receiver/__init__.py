@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from gitops.receiver.app import WEBHOOK_PATH, create_app
 from gitops.receiver.events import (
+    CommitCommentEvent,
     IssueCommentEvent,
     PingEvent,
     PullRequestEvent,
@@ -50,7 +51,7 @@ from gitops.receiver.signature import (
 __all__ = [
     "DELIVERY_HEADER", "DEPLOY_MAIN_DEPLOYMENT", "EVENT_HEADER", "PR_CLOSED_DEPLOYMENT",
     "PR_PLAN_DEPLOYMENT", "PR_TAG_PREFIX", "SIGNATURE_HEADER", "WEBHOOK_PATH", "Decision",
-    "IssueCommentEvent", "Launcher", "PingEvent", "PullRequestEvent", "PushEvent",
+    "CommitCommentEvent", "IssueCommentEvent", "Launcher", "PingEvent", "PullRequestEvent", "PushEvent",
     "UnhandledEvent", "WebhookEvent", "create_app", "parse_event", "pr_tag", "route",
     "signature_for", "verify_signature",
 ]

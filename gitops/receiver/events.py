@@ -94,6 +94,18 @@ class IssueCommentEvent:
 
 
 @dataclass(frozen=True)
+class CommitCommentEvent:
+    """A `commit_comment` delivery (a comment on a commit that no pull request brought)."""
+
+    action: str
+    repository: str
+    commit_id: str
+    comment_id: int
+    body: str
+    author: str
+
+
+@dataclass(frozen=True)
 class UnhandledEvent:
     """Any other event type; always ignored."""
 
@@ -101,7 +113,8 @@ class UnhandledEvent:
     repository: str | None
 
 
-WebhookEvent = PullRequestEvent | PushEvent | PingEvent | IssueCommentEvent | UnhandledEvent
+WebhookEvent = (PullRequestEvent | PushEvent | PingEvent | IssueCommentEvent | CommitCommentEvent
+                | UnhandledEvent)
 
 
 def parse_event(event: str, body: bytes) -> WebhookEvent:
@@ -124,6 +137,8 @@ def parse_event(event: str, body: bytes) -> WebhookEvent:
         return _ping(payload)
     if event == "issue_comment":
         return _issue_comment(payload)
+    if event == "commit_comment":
+        return _commit_comment(payload)
     repo = payload.optional_obj("repository")
     name = repo.optional_str("full_name") if repo is not None else None
     return UnhandledEvent(event=event, repository=name)
@@ -270,6 +285,19 @@ def _issue_comment(payload: _Obj) -> IssueCommentEvent:
         repository=payload.obj("repository").repo_name(),
         issue_number=issue.number("number"),
         on_pull_request=issue.has("pull_request"),
+        comment_id=comment.number("id"),
+        body=comment.optional_str("body") or "",
+        author=(user.optional_str("login") or "") if user is not None else "",
+    )
+
+
+def _commit_comment(payload: _Obj) -> CommitCommentEvent:
+    comment = payload.obj("comment")
+    user = comment.optional_obj("user")
+    return CommitCommentEvent(
+        action=payload.text("action"),
+        repository=payload.obj("repository").repo_name(),
+        commit_id=comment.sha("commit_id"),
         comment_id=comment.number("id"),
         body=comment.optional_str("body") or "",
         author=(user.optional_str("login") or "") if user is not None else "",

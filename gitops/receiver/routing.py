@@ -35,9 +35,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from gitops.config import ENV_NAME
+from gitops.commands import parse_command
 from gitops.errors import WebhookError
 from gitops.receiver.events import (
+    CommitCommentEvent,
     IssueCommentEvent,
     PingEvent,
     PullRequestEvent,
@@ -60,8 +61,6 @@ def pr_tag(repository: str, pr_number: int) -> str:
 
 _PLAN_ACTIONS = frozenset({"opened", "synchronize", "reopened", "ready_for_review"})
 _ZERO_SHA = re.compile(r"^0+$")
-_ENV_NAME = ENV_NAME.pattern.removeprefix("^").removesuffix("$")
-_APPROVAL_COMMAND = re.compile(rf"^/gitops\s+(approve|reject)\s+({_ENV_NAME})(?:\s|$)")
 
 
 @dataclass(frozen=True)
@@ -161,7 +160,7 @@ def route(event: WebhookEvent, *, delivery_id: str, allowlist: frozenset[str],
             parameters={"repository": repository, "sha": event.after, "ref": event.ref},
             idempotency_key=key, delivery_id=delivery_id)
 
-    if isinstance(event, IssueCommentEvent):
+    if isinstance(event, (IssueCommentEvent, CommitCommentEvent)):
         return _comment(event, repository, delivery_id)
 
     return ignore(f"event {event.event!r} is not handled")
@@ -180,10 +179,14 @@ def _closed(event: PullRequestEvent, repository: str, delivery_id: str) -> Decis
         delivery_id=delivery_id)
 
 
-def _comment(event: IssueCommentEvent, repository: str, delivery_id: str) -> Decision:
-    where = f"{'pull request' if event.on_pull_request else 'issue'} #{event.issue_number}"
-    lines = [line.strip() for line in event.body.splitlines() if line.strip()]
-    command = _APPROVAL_COMMAND.match(lines[0]) if lines else None
+def _comment(event: IssueCommentEvent | CommitCommentEvent, repository: str,
+             delivery_id: str) -> Decision:
+    if isinstance(event, CommitCommentEvent):
+        where, on = f"commit {event.commit_id[:12]}", {"commit": event.commit_id}
+    else:
+        where = f"{'pull request' if event.on_pull_request else 'issue'} #{event.issue_number}"
+        on = {"issue_number": event.issue_number}
+    command = parse_command(event.body)
     if command is None:
         return Decision("ignore", f"comment on {where} has no /gitops approve|reject <env> "
                         "command on its first line: comments do not start runs",
@@ -192,11 +195,10 @@ def _comment(event: IssueCommentEvent, repository: str, delivery_id: str) -> Dec
         return Decision("ignore", f"comment on {where} {event.action}: only a new comment "
                         "wakes a waiting run (an edited comment never counts as an approval)",
                         delivery_id=delivery_id)
-    verb, environment = command.group(1), command.group(2)
+    verb, environment = command.verb, command.environment
     return Decision(
         "wake", f"/gitops {verb} {environment} (comment {event.comment_id} on {where}): wake "
                 f"the runs waiting for {environment}",
-        parameters={"repository": repository, "environment": environment,
-                    "issue_number": event.issue_number, "comment_id": event.comment_id,
-                    "command": verb},
+        parameters={"repository": repository, "environment": environment, **on,
+                    "comment_id": event.comment_id, "command": verb},
         delivery_id=delivery_id)
