@@ -72,6 +72,12 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
         plan, apply = box.provision_environment(args.environment)
         print(f"{args.environment}: IAM users and AwsCredentials blocks {plan}, {apply} "
               "(the platform's step for an environment of its own)")
+    elif args.action == "token":
+        if not args.environment:
+            print("sandbox token needs a sandbox GitHub login (alice, erin, bob, dev, mallory)",
+                  file=sys.stderr)
+            return 2
+        print(box.github_token(args.environment))
     elif args.action == "down":
         stopped = box.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -216,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sb = sub.add_parser("sandbox", help="local stand-in for the cloud (loopback only)")
-    sb.add_argument("action", choices=["up", "down", "status", "provision"])
-    sb.add_argument("environment", nargs="?", help="with provision: the new environment")
+    sb.add_argument("action", choices=["up", "down", "status", "provision", "token"])
+    sb.add_argument("environment", nargs="?", metavar="NAME",
+                    help="with provision: the new environment; with token: a sandbox GitHub login "
+                         "(prints its emulator token, for GITOPS_GITHUB_TOKEN)")
     sb.set_defaults(func=cmd_sandbox)
 
     tp = sub.add_parser("tamper", help="sandbox: change an object outside Terraform (makes drift)")

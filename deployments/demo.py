@@ -38,11 +38,47 @@ def run_demo() -> int:
             print(f"\nPrefect UI: {ui}  (flow runs, task logs, the plan artifact)")
         except httpx.HTTPError:
             pass
-    print("\nTry prod, which waits for approval:")
-    print("  .venv/bin/gitops-flows deploy prod")
-    print("  -> the run pauses; open it in the Prefect UI and fill in the form, or from another shell:")
-    print("     .venv/bin/gitops-flows approvals --plans              # what waits, and its plan")
-    print("     .venv/bin/gitops-flows approve prod --as <your-name> [--reject] [--reason ...]")
+    show_prod_waiting(settings)
     print("Roll back by hand:  .venv/bin/gitops-flows rollback staging")
     print("Stop the sandbox:   make sandbox-down")
     return 0
+
+
+def show_prod_waiting(settings) -> None:
+    """Start a prod deploy in the background, wait until it asks for approval, say how to give it.
+
+    prod counts only approvals GitHub vouches for (the emulator's GitHub here): a comment by a
+    member of acme/platform. dev's rule also takes a declared approval (the Prefect UI form).
+    """
+    import sys
+    import time
+
+    from deployments.approvals import paused_approvals
+
+    box = Sandbox(Path(os.environ["GITOPS_SANDBOX_DIR"])
+                  if os.environ.get("GITOPS_SANDBOX_DIR") else None)
+    cli = str(Path(sys.executable).with_name("gitops-flows"))
+    waiting = paused_approvals("prod")
+    if not waiting:
+        print("\n== deploying prod in the background; it waits for an approval")
+        service = box.start_background("deploy-prod", [cli, "deploy", "prod"])
+        deadline = time.monotonic() + 240
+        while not waiting and time.monotonic() < deadline:
+            time.sleep(2)
+            waiting = paused_approvals("prod")
+        if not waiting:
+            print(f"   prod did not reach its approval (no changes, or it failed): see "
+                  f"{service.log}")
+            return
+    run = waiting[0]
+    print(f"== prod waits for approval: flow run {run.run_id}")
+    if settings.prefect_ui_url:
+        print(f"   {settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{run.run_id}")
+    print("   The request, with the plan and the fingerprint to approve, is on the commit in the")
+    print("   emulator's GitHub. Approve as alice (acme/platform: an allowed approver):")
+    print(f"     GITOPS_GITHUB_TOKEN=$({cli} sandbox token alice) {cli} approve prod")
+    print("   As bob (write access, not in acme/platform) the same is refused, and says why.")
+    print(f"   See what waits, with its plan:  {cli} approvals --plans")
+    print("   The Prefect UI form takes a rejection from anyone; an approval typed there does not")
+    print("   count for prod. dev's rule allows declared approvals: `deploy dev`, then approve it")
+    print(f"   in the form or with  {cli} approve dev --as <your-name>")

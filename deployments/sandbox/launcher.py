@@ -61,6 +61,8 @@ class Service:
     pid: int
     port: int
     log: str
+    mark: str = ""
+    """For a background run (port 0): an argument its command line has, to know it is ours."""
 
     @property
     def url(self) -> str:
@@ -69,6 +71,8 @@ class Service:
     def alive(self) -> bool:
         if not _is_ours(self):
             return False
+        if not self.port:  # a background run, not a server
+            return True
         try:
             wait_for_port(LOOPBACK, self.port, timeout=1.0)
         except SandboxError:
@@ -97,6 +101,18 @@ class SandboxState:
                                    "tokens": self.tokens}, indent=2))
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
+
+
+SANDBOX_REPOSITORY = "acme/infrastructure"
+SANDBOX_GITHUB_USERS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    # login, e-mail (commits with it are theirs), access to the repository, teams
+    ("alice", "alice@acme.example", "write", ("acme/platform",)),
+    ("erin", "erin@acme.example", "write", ("acme/platform",)),
+    ("bob", "bob@acme.example", "write", ()),
+    ("dev", "dev@example.com", "write", ()),  # the author of the tests' commits
+    ("mallory", "mallory@acme.example", "read", ()),
+)
+"""The sandbox's GitHub accounts. prod's rule lets ``acme/platform`` approve."""
 
 
 def project_root() -> Path:
@@ -159,6 +175,9 @@ class Sandbox:
         state.save(self.state_file)
         self._install_provider()
         self._ensure_repository()
+        if "github" in state.services:
+            self._seed_github(state)
+            state.save(self.state_file)
         env = self.settings_env(state)
         self.env_file.write_text(json.dumps(env, indent=2))
         if register_blocks and "prefect" in state.services:
@@ -316,12 +335,57 @@ class Sandbox:
             return
         seed_repository(self.repo_dir, self.source, self.root / "seed")
 
+    def _seed_github(self, state: SandboxState) -> None:
+        """The team on the emulator's GitHub: its accounts (each with a token of its own), who
+        has write access and who is in ``acme/platform`` (prod's approvers), and the repository's
+        commits read from the sandbox's own Git repository. Seeded on every ``up`` (the emulator
+        keeps everything in memory)."""
+        from deployments.emulators.github import EmulatorControl
+
+        with EmulatorControl(state.services["github"].url, state.tokens["github"],
+                             timeout=10.0) as github:
+            for login, email, permission, teams in SANDBOX_GITHUB_USERS:
+                token = state.tokens.setdefault(f"github-user-{login}",
+                                                secrets.token_urlsafe(24))
+                github.add_user(login, token, email)
+                github.set_permission(SANDBOX_REPOSITORY, login, permission)
+                for team in teams:
+                    org, slug = team.split("/")
+                    github.add_team_member(org, slug, login)
+            github.attach_git(SANDBOX_REPOSITORY, self.repo_dir)
+
+    def start_background(self, name: str, argv: list[str]) -> Service:
+        """Run ``argv`` detached, logging to ``logs/<name>.log``, until it ends or `down` stops
+        it (its last argument tells it from a reused pid)."""
+        state = SandboxState.load(self.state_file)
+        current = state.services.get(name)
+        if current is not None and current.alive():
+            return current
+        log = self.logs / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    cwd=self.source)
+        state.services[name] = Service(name=name, pid=proc.pid, port=0, log=str(log),
+                                       mark=argv[-1])
+        state.save(self.state_file)
+        return state.services[name]
+
+    def github_token(self, login: str) -> str:
+        """The emulator token of the sandbox GitHub account ``login`` (see SANDBOX_GITHUB_USERS)."""
+        token = SandboxState.load(self.state_file).tokens.get(f"github-user-{login}")
+        if token is None:
+            known = ", ".join(u[0] for u in SANDBOX_GITHUB_USERS)
+            raise SandboxError(f"no sandbox GitHub account {login!r} (there are: {known}); "
+                               "is the sandbox up?")
+        return token
+
     def settings_env(self, state: SandboxState) -> dict[str, str]:
         """The GITOPS_* / PREFECT_* environment that points every stage at the sandbox."""
         moto = state.services["moto"].url
         env = {
             "GITOPS_REPOSITORY_URL": self.repo_dir.as_uri(),
-            "GITOPS_REPOSITORY": "acme/infrastructure",
+            "GITOPS_REPOSITORY": SANDBOX_REPOSITORY,
             "GITOPS_WORKDIR": str(self.workdir),
             "GITOPS_TERRAFORM_BINARY": str(Path(sys.executable).with_name("terraform")),
             "GITOPS_PROVIDER_MIRROR": str(self.mirror_dir),
@@ -394,7 +458,8 @@ def _is_ours(svc: Service) -> bool:
     process group and its command line names the port it was given."""
     try:
         cmdline = Path(f"/proc/{svc.pid}/cmdline").read_bytes().split(b"\0")
-        return os.getpgid(svc.pid) == svc.pid and str(svc.port).encode() in cmdline
+        mark = str(svc.port).encode() if svc.port else svc.mark.encode()
+        return os.getpgid(svc.pid) == svc.pid and mark in cmdline
     except OSError:
         return False
 
