@@ -108,7 +108,7 @@ def test_list_comments_follows_link_pagination(
         github: GitHubClient, emulator: GitHubEmulator) -> None:
     for i in range(250):
         emulator.seed_comment(REPO, 9, f"comment {i}")
-    emulator.seed_comment(REPO, 9, f"{MARKER}\nours")
+    emulator.seed_comment(REPO, 9, f"{MARKER}\nours", login="gitops-flows[bot]")
 
     comments = github.list_comments(REPO, 9)
     assert [c.body for c in comments[:250]] == [f"comment {i}" for i in range(250)]
