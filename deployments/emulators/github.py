@@ -515,6 +515,8 @@ class GitHubEmulator:
         if not isinstance(body, str) or not (commit_id is None or isinstance(commit_id, str)):
             return _invalid("PullRequestReview", "body", "body or commit_id is not a string")
         state = _REVIEW_EVENTS[event] if event else "PENDING"
+        if state in ("CHANGES_REQUESTED", "COMMENTED") and not body:
+            return _invalid("PullRequestReview", "body", f"body is required for {event}")
         if pull.author_login.lower() == login.lower() and state in _OWN_PULL_REFUSALS:
             return _invalid_simple(_OWN_PULL_REFUSALS[state])
         with self._lock:
