@@ -17,7 +17,7 @@ It answers like GitHub for exactly the routes `gitops.github.GitHubClient` uses 
     GET   /repos/{owner}/{repo}/commits/{ref}                      read from an attached git repo
     GET   /repos/{owner}/{repo}/pulls/{pull_number}
     GET   /repos/{owner}/{repo}/pulls/{pull_number}/reviews        (paginated)
-    POST  /repos/{owner}/{repo}/pulls/{pull_number}/reviews        event APPROVE|REQUEST_CHANGES|COMMENT
+    POST  /repos/{owner}/{repo}/pulls/{pull_number}/reviews  event APPROVE|REQUEST_CHANGES|COMMENT
     GET   /repos/{owner}/{repo}/collaborators/{username}/permission
     GET   /orgs/{org}/teams/{team_slug}/memberships/{username}
     GET   /user
@@ -210,7 +210,7 @@ class GitHubEmulator:
         """Add (or replace) pull request `number`; state defaults to closed if merged, else open."""
         state = state or ("closed" if merged else "open")
         if state not in ("open", "closed") or (merged and state != "closed"):
-            raise ValueError(f"a pull request is open or closed (closed once merged), not {state!r}")
+            raise ValueError(f"a pull request is open or closed (closed if merged), not {state!r}")
         if number <= 0 or not author_login or not head_sha:
             raise ValueError("a pull request needs a positive number, an author and a head sha")
         pull = PullRequest(number=number, author_login=author_login, head_sha=head_sha.lower(),
@@ -250,24 +250,24 @@ class GitHubEmulator:
         self._next_id += 1
         return new_id
 
-    def _add_comment(self, repo: str, issue_number: int, body: str, login: str) -> Comment:
+    def _new_comment(self, body: str, login: str, page_url: str, anchor: str) -> Comment:
+        """A comment by `login`, stamped now, linked as `<page_url>#<anchor>-<id>`."""
         comment_id, now = self._new_id(), self._clock()
-        comment = Comment(id=comment_id, body=body, user_login=login, created_at=now,
-                          updated_at=now,
-                          html_url=f"https://github.com/{repo}/issues/{issue_number}"
-                                   f"#issuecomment-{comment_id}")
-        self._comments[comment_id] = (repo, issue_number, comment)
-        self._repo(repo).comments.setdefault(issue_number, []).append(comment_id)
+        return Comment(id=comment_id, body=body, user_login=login, created_at=now,
+                       updated_at=now, html_url=f"{page_url}#{anchor}-{comment_id}")
+
+    def _add_comment(self, repo: str, issue_number: int, body: str, login: str) -> Comment:
+        comment = self._new_comment(body, login, f"https://github.com/{repo}/issues/{issue_number}",
+                                    "issuecomment")
+        self._comments[comment.id] = (repo, issue_number, comment)
+        self._repo(repo).comments.setdefault(issue_number, []).append(comment.id)
         return comment
 
     def _add_commit_comment(self, repo: str, sha: str, body: str, login: str) -> Comment:
-        comment_id, now = self._new_id(), self._clock()
-        comment = Comment(id=comment_id, body=body, user_login=login, created_at=now,
-                          updated_at=now,
-                          html_url=f"https://github.com/{repo}/commit/{sha}"
-                                   f"#commitcomment-{comment_id}")
-        self._commit_comments[comment_id] = (repo, sha, comment)
-        self._repo(repo).commit_comments.setdefault(sha, []).append(comment_id)
+        comment = self._new_comment(body, login, f"https://github.com/{repo}/commit/{sha}",
+                                    "commitcomment")
+        self._commit_comments[comment.id] = (repo, sha, comment)
+        self._repo(repo).commit_comments.setdefault(sha, []).append(comment.id)
         return comment
 
     def _add_review(self, repo: str, pull: PullRequest, login: str, state: str, body: str,
@@ -314,17 +314,24 @@ class GitHubEmulator:
             Route("/_emulator/teams", control(lambda b: self.add_team_member(
                 _text(b, "org"), _text(b, "team_slug"), _text(b, "login"),
                 b.get("state", "active"))), methods=["POST"]),
-            Route("/_emulator/pulls", control(lambda b: self._pull_json(_text(b, "repo"), self.add_pull(
-                _text(b, "repo"), int(b["number"]), _text(b, "author_login"),
-                _text(b, "head_sha"), b.get("merge_commit_sha"), bool(b.get("merged", False)),
-                b.get("state")))), methods=["POST"]),
-            Route("/_emulator/reviews", control(lambda b: self._review_json(self.add_review(
-                _text(b, "repo"), int(b["number"]), _text(b, "login"), _text(b, "state"),
-                str(b.get("body", "")), b.get("commit_id")), _text(b, "repo"), int(b["number"]))),
-                methods=["POST"]),
+            Route("/_emulator/pulls", control(self._seed_pull), methods=["POST"]),
+            Route("/_emulator/reviews", control(self._seed_review), methods=["POST"]),
             Route("/_emulator/git", control(lambda b: self.attach_git(
                 _text(b, "repo"), _text(b, "git_dir"))), methods=["POST"]),
         ])
+
+    def _seed_pull(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        repo = _text(data, "repo")
+        pull = self.add_pull(repo, int(data["number"]), _text(data, "author_login"),
+                             _text(data, "head_sha"), data.get("merge_commit_sha"),
+                             bool(data.get("merged", False)), data.get("state"))
+        return self._pull_json(repo, pull)
+
+    def _seed_review(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        repo, number = _text(data, "repo"), int(data["number"])
+        review = self.add_review(repo, number, _text(data, "login"), _text(data, "state"),
+                                 str(data.get("body", "")), data.get("commit_id"))
+        return self._review_json(review, repo, number)
 
     def _authenticated(self, request: Request) -> str | Response:
         """The login of the request's token, or GitHub's 401."""
