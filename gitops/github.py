@@ -5,8 +5,9 @@ authors, the pulls that brought a commit, reviews, repository permissions, team 
 
 The value types live in `gitops.codehost` and are re-exported here for older imports.
 
-Only the routes listed in `tests/contracts/github/README.md` are used. The `httpx.Client` is passed
-in (`GitHubClient.from_token` builds one); nothing is created at import time.
+Only the routes listed in `tests/contracts/github/README.md` and
+`tests/contracts/github-rest/README.md` are used. The `httpx.Client` is passed in
+(`GitHubClient.from_token` builds one); nothing is created at import time.
 
 Failures are exceptions from `gitops.errors`:
 

@@ -1,7 +1,7 @@
 """A GitHub REST emulator for tests and the local sandbox.
 
 It answers like GitHub for exactly the routes `gitops.github.GitHubClient` uses (see
-`tests/contracts/github/README.md`):
+`tests/contracts/github/README.md` and `tests/contracts/github-rest/README.md`):
 
     POST  /repos/{owner}/{repo}/issues/{issue_number}/comments
     GET   /repos/{owner}/{repo}/issues/{issue_number}/comments   (per_page/page, Link header)
