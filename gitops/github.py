@@ -1,8 +1,13 @@
-"""GitHub REST adapter: PR comments (one marked comment per PR, edited in place), commit statuses,
-and the issues drift detection opens.
+"""GitHub REST adapter, GitHub's `gitops.codehost.CodeHost`: PR comments (one marked comment per
+PR, edited in place), commit statuses, the issues drift detection opens, and what approvals are
+checked against: comments on PRs and commits (author, created/updated time), commits and their
+authors, the pulls that brought a commit, reviews, repository permissions, team memberships.
 
-Only the routes listed in `tests/contracts/github/README.md` are used. The `httpx.Client` is passed
-in (`GitHubClient.from_token` builds one); nothing is created at import time.
+The value types live in `gitops.codehost` and are re-exported here for older imports.
+
+Only the routes listed in `tests/contracts/github/README.md` and
+`tests/contracts/github-rest/README.md` are used. The `httpx.Client` is passed in
+(`GitHubClient.from_token` builds one); nothing is created at import time.
 
 Failures are exceptions from `gitops.errors`:
 
@@ -16,13 +21,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from gitops.codehost import (
+    CodeHost,
+    Comment,
+    CommitInfo,
+    CommitStatus,
+    Issue,
+    IssueState,
+    PullRequest,
+    Review,
+    StatusState,
+)
 from gitops.errors import GitHubError, GitHubUnavailable
 from gitops.scrub import scrub, scrub_obj  # scrub before trimming: a cut secret is unmasked
 
@@ -35,49 +51,21 @@ PER_PAGE = 100
 MAX_PAGES = 100
 """Stop following `Link: rel="next"` after this many pages (10,000 items at 100 a page)."""
 
-StatusState = Literal["error", "failure", "pending", "success"]
-IssueState = Literal["open", "closed"]
-
 _STATUS_STATES: frozenset[str] = frozenset({"error", "failure", "pending", "success"})
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_SHA_RE = re.compile(r"[0-9a-fA-F]{7,64}")
+_REF_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}")
+_LOGIN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(\[bot\])?")
+_SLUG_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
-
-@dataclass(frozen=True)
-class Comment:
-    """An issue or pull-request comment."""
-
-    id: int
-    body: str
-    html_url: str = ""
-    user_login: str = ""
-
-
-@dataclass(frozen=True)
-class CommitStatus:
-    """A commit status as GitHub recorded it."""
-
-    id: int
-    state: StatusState
-    context: str
-    description: str = ""
-    target_url: str | None = None
-
-
-@dataclass(frozen=True)
-class Issue:
-    """An issue (drift notifications are issues)."""
-
-    number: int
-    title: str
-    body: str
-    state: IssueState
-    labels: tuple[str, ...] = ()
-    html_url: str = ""
+__all__ = ["CodeHost", "Comment", "CommitInfo", "CommitStatus", "GitHubClient", "Issue",
+           "IssueState", "MAX_COMMENT_CHARS", "MAX_STATUS_DESCRIPTION_CHARS", "PullRequest",
+           "Review", "StatusState"]
 
 
 class GitHubClient:
-    """Thin client for the GitHub REST routes gitops-flows uses."""
+    """Thin client for the GitHub REST routes gitops-flows uses: GitHub's `CodeHost`."""
 
     def __init__(self, client: httpx.Client) -> None:
         """Wrap a configured `httpx.Client` (base URL and Authorization header already set)."""
@@ -136,6 +124,10 @@ class GitHubClient:
         path = f"{_repo_path(repo)}/issues/{_positive(issue_number)}/comments"
         return [_comment(item) for item in self._paginate(path, {})]
 
+    def get_comment(self, repo: str, comment_id: int) -> Comment:
+        """One issue/PR comment by id, with its author and timestamps."""
+        return _comment(self._get(f"{_repo_path(repo)}/issues/comments/{_positive(comment_id)}"))
+
     def upsert_marked_comment(self, repo: str, issue_number: int, body: str,
                               marker: str) -> Comment:
         """Edit the first comment containing `marker` in place, or post one if there is none.
@@ -155,6 +147,70 @@ class GitHubClient:
                 return self.update_comment(repo, existing.id, body)
         return self.create_comment(repo, issue_number, body)
 
+    # -- commit comments ----------------------------------------------------------------------
+
+    def list_commit_comments(self, repo: str, sha: str) -> list[Comment]:
+        """All comments on a commit, oldest first (follows pagination)."""
+        path = f"{_repo_path(repo)}/commits/{_sha(sha)}/comments"
+        return [_comment(item) for item in self._paginate(path, {})]
+
+    def create_commit_comment(self, repo: str, sha: str, body: str) -> Comment:
+        """Post a comment on a commit (for commits no pull request brought)."""
+        _check_comment_body(body)
+        path = f"{_repo_path(repo)}/commits/{_sha(sha)}/comments"
+        return _comment(self._request("POST", path, json={"body": body}))
+
+    # -- commits, pull requests, reviews ------------------------------------------------------
+
+    def get_commit(self, repo: str, ref: str) -> CommitInfo:
+        """The commit `ref` (a sha or branch) names, with the accounts GitHub links to its
+        author and committer e-mails (None where no account is linked)."""
+        if not _REF_RE.fullmatch(ref) or ".." in ref:
+            raise ValueError(f"not a commit ref: {ref!r}")
+        data = self._get(f"{_repo_path(repo)}/commits/{ref}")
+        return CommitInfo(sha=_field(data, "sha", str), author_login=_login(data.get("author")),
+                          committer_login=_login(data.get("committer")))
+
+    def pulls_for_commit(self, repo: str, sha: str) -> list[PullRequest]:
+        """The pull requests associated with `sha` (its head, or its merge commit once merged)."""
+        path = f"{_repo_path(repo)}/commits/{_sha(sha)}/pulls"
+        return [_pull(item) for item in self._paginate(path, {})]
+
+    def get_pull(self, repo: str, number: int) -> PullRequest:
+        """One pull request by number."""
+        return _pull(self._get(f"{_repo_path(repo)}/pulls/{_positive(number)}"))
+
+    def list_reviews(self, repo: str, number: int) -> list[Review]:
+        """All reviews of a pull request, oldest first (follows pagination)."""
+        path = f"{_repo_path(repo)}/pulls/{_positive(number)}/reviews"
+        return [_review(item) for item in self._paginate(path, {})]
+
+    # -- who may do what ----------------------------------------------------------------------
+
+    def permission(self, repo: str, login: str) -> str:
+        """`login`'s base permission on `repo` (admin, write, read, none); a 404 is "none"."""
+        path = f"{_repo_path(repo)}/collaborators/{_login_part(login)}/permission"
+        data = self._get_or_none(path)
+        if data is None:
+            return "none"
+        permission = _field(data, "permission", str)
+        if permission not in ("admin", "write", "read", "none"):
+            raise GitHubError(f"unexpected response from GitHub: permission {permission!r}")
+        return permission
+
+    def is_team_member(self, org: str, team_slug: str, login: str) -> bool:
+        """True only for an active membership of `org/team_slug`; pending or none (404) is False."""
+        if not _SLUG_RE.fullmatch(team_slug):
+            raise ValueError(f"not a team slug: {team_slug!r}")
+        path = (f"/orgs/{_login_part(org)}/teams/{quote(team_slug, safe='')}"
+                f"/memberships/{_login_part(login)}")
+        data = self._get_or_none(path)
+        return data is not None and _field(data, "state", str) == "active"
+
+    def authenticated_login(self) -> str:
+        """The login of the account this client's token belongs to."""
+        return _field(self._get("/user"), "login", str)
+
     # -- commit statuses ----------------------------------------------------------------------
 
     def create_status(self, repo: str, sha: str, state: StatusState, context: str,
@@ -162,8 +218,7 @@ class GitHubClient:
         """Set a commit status; `description` is cut to GitHub's 140-character limit."""
         if state not in _STATUS_STATES:
             raise ValueError(f"status state must be one of {sorted(_STATUS_STATES)}, not {state!r}")
-        if not re.fullmatch(r"[0-9a-fA-F]{7,64}", sha):
-            raise ValueError(f"not a commit sha: {sha!r}")
+        _sha(sha)
         payload: dict[str, Any] = {"state": state, "context": context,
                                    "description": _trim(scrub(description), MAX_STATUS_DESCRIPTION_CHARS)}
         if target_url:
@@ -236,6 +291,18 @@ class GitHubClient:
             # Never send the token to another host because a Link header said so.
             raise GitHubError(f"GET {path}: pagination link points to another host")
 
+    def _get(self, path: str) -> Any:
+        return self._request("GET", path, json=None)
+
+    def _get_or_none(self, path: str) -> Any:
+        """GET `path`; None when GitHub answers 404 (an expected "no such grant")."""
+        try:
+            return self._get(path)
+        except GitHubError as ex:
+            if ex.status_code == 404 and not isinstance(ex, GitHubUnavailable):
+                return None
+            raise
+
     def _request(self, method: str, path: str, *, json: Any) -> Any:
         return _json(self._send(method, path, json=json), method, path)
 
@@ -304,6 +371,18 @@ def _positive(number: int) -> int:
     return number
 
 
+def _sha(sha: str) -> str:
+    if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
+        raise ValueError(f"not a commit sha: {sha!r}")
+    return sha
+
+
+def _login_part(login: str) -> str:
+    if not isinstance(login, str) or not _LOGIN_RE.fullmatch(login):
+        raise ValueError(f"not a GitHub login: {login!r}")
+    return quote(login, safe="")
+
+
 def _check_comment_body(body: str) -> None:
     if len(scrub(body)) > MAX_COMMENT_CHARS:
         raise GitHubError(f"comment body is {len(body)} characters; GitHub's maximum is "
@@ -328,14 +407,68 @@ def _optional_str(data: Mapping[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _login(user: Any) -> str | None:
+    """The `login` of a user object; None for a null (or malformed) one."""
+    login = user.get("login") if isinstance(user, Mapping) else None
+    return login if isinstance(login, str) and login else None
+
+
+def _timestamp(data: Mapping[str, Any], key: str) -> datetime | None:
+    """GitHub's ISO-8601 timestamp (`2011-04-14T16:00:49Z`) as an aware UTC datetime."""
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        raise GitHubError(f"unexpected response from GitHub: {key!r} is not a timestamp")
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _object(data: Any) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise GitHubError("unexpected response from GitHub: not a JSON object")
+    return data
+
+
 def _comment(data: Any) -> Comment:
-    user = data.get("user") if isinstance(data, Mapping) else None
+    data = _object(data)
     return Comment(
         id=_field(data, "id", int),
         body=_optional_str(data, "body"),
         html_url=_optional_str(data, "html_url"),
-        user_login=_optional_str(user, "login") if isinstance(user, Mapping) else "",
+        user_login=_login(data.get("user")) or "",
+        created_at=_timestamp(data, "created_at"),
+        updated_at=_timestamp(data, "updated_at"),
     )
+
+
+def _pull(data: Any) -> PullRequest:
+    """A full pull request, or the `pull-request-simple` of the commit's pulls list (which has
+    `merged_at` but no `merged`)."""
+    data = _object(data)
+    head = data.get("head")
+    merged = data.get("merged")
+    if not isinstance(merged, bool):
+        merged = data.get("merged_at") is not None
+    merge_sha = data.get("merge_commit_sha")
+    return PullRequest(number=_field(data, "number", int),
+                       author_login=_login(data.get("user")) or "",
+                       head_sha=_field(head, "sha", str),
+                       merge_commit_sha=merge_sha if isinstance(merge_sha, str) else None,
+                       state=_field(data, "state", str), merged=merged,
+                       html_url=_optional_str(data, "html_url"))
+
+
+def _review(data: Any) -> Review:
+    data = _object(data)
+    return Review(id=_field(data, "id", int), user_login=_login(data.get("user")) or "",
+                  state=_field(data, "state", str), body=_optional_str(data, "body"),
+                  submitted_at=_timestamp(data, "submitted_at"),
+                  commit_id=_optional_str(data, "commit_id"),
+                  html_url=_optional_str(data, "html_url"))
 
 
 def _status(data: Any) -> CommitStatus:
@@ -360,3 +493,6 @@ def _issue(data: Any) -> Issue:
     return Issue(number=_field(data, "number", int), title=_optional_str(data, "title"),
                  body=_optional_str(data, "body"), state=state, labels=labels,
                  html_url=_optional_str(data, "html_url"))
+
+
+_IMPLEMENTS: type[CodeHost] = GitHubClient  # a type checker proves GitHubClient is a CodeHost

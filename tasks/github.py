@@ -16,7 +16,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from gitops.github import Comment, CommitStatus, GitHubClient, StatusState
+from gitops.codehost import CodeHost, Comment, CommitStatus, StatusState
+from gitops.github import GitHubClient
 from gitops.settings import GitopsSettings
 from tasks.credentials import load_secret
 from tasks.retry import BACKOFF, transient_only
@@ -30,7 +31,7 @@ def status_context(environment: str) -> str:
 
 
 @contextmanager
-def code_host(settings: GitopsSettings) -> Iterator[GitHubClient]:
+def code_host(settings: GitopsSettings) -> Iterator[CodeHost]:
     """The code host the flows use (GitHub at ``settings.github_api_url``), with the token
     from its Secret block; closed when the block ends."""
     token = load_secret(settings.github_token_block)

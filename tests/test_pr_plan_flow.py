@@ -25,7 +25,7 @@ from deployments.sandbox.launcher import SandboxState
 from deployments.emulators.github import GitHubEmulator
 from deployments.emulators.server import BackgroundServer
 from gitops.git import commit_all, run_git
-from gitops.github import Comment
+from gitops.codehost import Comment
 from gitops.pr_report import MARKER
 from gitops.receiver import (
     DEPLOY_MAIN_DEPLOYMENT,
