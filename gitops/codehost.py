@@ -156,6 +156,10 @@ class CodeHost(Protocol):
         """The login of the account the client authenticates as."""
         ...
 
+    def is_own(self, comment: Comment) -> bool:
+        """Whether ``comment`` was written by the account the client authenticates as."""
+        ...
+
     # -- commit statuses and issues
     def create_status(self, repo: str, sha: str, state: StatusState, context: str,
                       description: str = "", target_url: str | None = None) -> CommitStatus:

@@ -70,6 +70,7 @@ class GitHubClient:
     def __init__(self, client: httpx.Client) -> None:
         """Wrap a configured `httpx.Client` (base URL and Authorization header already set)."""
         self._client = client
+        self._own_login: str | None = None
 
     @classmethod
     def from_token(cls, token: str, base_url: str = DEFAULT_BASE_URL,
@@ -130,10 +131,13 @@ class GitHubClient:
 
     def upsert_marked_comment(self, repo: str, issue_number: int, body: str,
                               marker: str) -> Comment:
-        """Edit the first comment containing `marker` in place, or post one if there is none.
+        """Edit the first comment of ours containing `marker` in place, or post one if there is
+        none.
 
         `marker` is a hidden string such as `<!-- gitops-flows:pr-plan -->`; it is prepended to
         `body` when the body does not already contain it, so the next upsert finds the comment.
+        Only comments written by this client's own account count: anyone can copy a marker into a
+        comment of theirs, and a bot with write access could otherwise edit it.
         """
         if not marker.strip():
             raise ValueError("marker is empty")
@@ -141,7 +145,7 @@ class GitHubClient:
             body = f"{marker}\n{body}"
         _check_comment_body(body)
         for existing in self.list_comments(repo, issue_number):
-            if marker in existing.body:
+            if marker in existing.body and self.is_own(existing):
                 if existing.body == body:
                     return existing
                 return self.update_comment(repo, existing.id, body)
@@ -210,6 +214,23 @@ class GitHubClient:
     def authenticated_login(self) -> str:
         """The login of the account this client's token belongs to."""
         return _field(self._get("/user"), "login", str)
+
+    def is_own(self, comment: Comment) -> bool:
+        """Whether ``comment`` was written by this client's account.
+
+        A GitHub App's installation token may not read ``/user`` (403): then a comment is ours
+        when its author is a bot account (``<app>[bot]``), which no person can post as.
+        """
+        if self._own_login is None:
+            try:
+                self._own_login = self.authenticated_login()
+            except GitHubError as exc:
+                if exc.status_code != 403:
+                    raise
+                self._own_login = ""
+        if self._own_login:
+            return comment.user_login.lower() == self._own_login.lower()
+        return comment.user_login.endswith("[bot]")
 
     # -- commit statuses ----------------------------------------------------------------------
 

@@ -80,7 +80,7 @@ def announce(settings: GitopsSettings, venue: Venue, body: str, marker: str) -> 
             comment = host.upsert_marked_comment(venue.repository, venue.pr_number, body, marker)
         else:
             found = [c for c in host.list_commit_comments(venue.repository, venue.commit)
-                     if marker in c.body]
+                     if marker in c.body and host.is_own(c)]
             comment = found[0] if found else host.create_commit_comment(
                 venue.repository, venue.commit, body)
     return _announcement(comment)
@@ -108,8 +108,8 @@ def announcement_unchanged(settings: GitopsSettings, venue: Venue,
     if venue.pr_number is None:
         return True  # commit comments are only ever posted, and their edits show in updated_at
     with code_host(settings) as host:
-        return host.get_comment(venue.repository, announcement.comment_id).body == \
-            announcement.body
+        comment = host.get_comment(venue.repository, announcement.comment_id)
+        return comment.body == announcement.body and host.is_own(comment)
 
 
 @dataclass

@@ -70,7 +70,7 @@ def replace_pr_comment(settings: GitopsSettings, repository: str, pr_number: int
     """Replace the body of the PR's comment carrying ``marker``; post nothing if there is none."""
     with code_host(settings) as github:
         for existing in github.list_comments(repository, pr_number):
-            if marker in existing.body:
+            if marker in existing.body and github.is_own(existing):
                 if existing.body == body:
                     return existing
                 return github.update_comment(repository, existing.id, body)

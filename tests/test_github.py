@@ -71,7 +71,17 @@ def test_upsert_marked_comment_edits_one_comment_in_place(
     assert [c.body for c in comments] == ["LGTM", f"{MARKER}\nplan: 2 to add"]
     assert first.id == second.id == comments[1].id
     methods = [r.method for r in emulator.requests()]
-    assert methods == ["GET", "POST", "GET", "PATCH"]
+    assert methods == ["GET", "POST", "GET", "GET", "PATCH"]  # + GET /user: whose comment it is
+
+
+def test_upsert_never_takes_over_a_comment_someone_else_marked(
+        github: GitHubClient, emulator: GitHubEmulator) -> None:
+    """Anyone can paste the hidden marker into a comment of theirs; it is not ours to edit."""
+    emulator.seed_comment(REPO, 8, f"{MARKER}\nfake plan: no changes", login="mallory")
+    ours = github.upsert_marked_comment(REPO, 8, f"{MARKER}\nplan: 1 to add", MARKER)
+    bodies = [c.body for c in emulator.comments(REPO, 8)]
+    assert bodies == [f"{MARKER}\nfake plan: no changes", f"{MARKER}\nplan: 1 to add"]
+    assert ours.user_login == emulator.login
 
 
 def test_upsert_adds_the_marker_and_skips_a_no_op_edit(
@@ -80,7 +90,7 @@ def test_upsert_adds_the_marker_and_skips_a_no_op_edit(
     github.upsert_marked_comment(REPO, 3, "no changes", MARKER)
 
     assert [c.body for c in emulator.comments(REPO, 3)] == [f"{MARKER}\nno changes"]
-    assert [r.method for r in emulator.requests()] == ["GET", "POST", "GET"]
+    assert [r.method for r in emulator.requests()] == ["GET", "POST", "GET", "GET"]
 
 
 def test_upsert_edits_the_first_marked_comment_only(
