@@ -212,7 +212,9 @@ def _judge_statement(request: ApprovalRequest, rule: ApprovalSettings, statement
         return refuse("the code host names no author")
     if statement.review_state in ("DISMISSED", "PENDING"):
         return refuse(f"the review is {statement.review_state.lower()}")
-    if statement.created_at is None or statement.created_at <= request.announced_at:
+    # The code host's clock has one-second steps: an answer in the announcement's own second
+    # counts (it must still name this plan's fingerprint, which no earlier request showed).
+    if statement.created_at is None or statement.created_at < request.announced_at:
         return refuse("given before this plan was announced (an answer to an earlier request)")
     if statement.updated_at is not None and statement.updated_at != statement.created_at:
         return refuse("edited after it was posted; an edited comment never counts (post a new one)")

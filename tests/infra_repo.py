@@ -48,7 +48,8 @@ class InfraRepo:
         return run_git(["remote", "get-url", "origin"], cwd=self.path).strip()
 
     def add_environment(self, name: str, *, like: str = "staging", approval: bool = False,
-                        approval_timeout: int = 600, extra_toml: str = "",
+                        approval_timeout: int = 600, approval_rule: str = "",
+                        extra_toml: str = "",
                         provision: bool = True) -> None:
         """A new environment = one new folder (+ its Argo CD overlay), as a team would add it."""
         src = self.path / "terraform" / "environments" / like
@@ -60,7 +61,8 @@ class InfraRepo:
         toml = dst / "environment.toml"
         text = toml.read_text().replace(
             "required = false",
-            f"required = {str(approval).lower()}\ntimeout_seconds = {approval_timeout}")
+            f"required = {str(approval).lower()}\ntimeout_seconds = {approval_timeout}\n"
+            + approval_rule)
         toml.write_text(text + extra_toml)
         # Its database password lives in a Secret block, as every secret does, and the platform
         # gives it a plan and an apply user of its own (the grant names their blocks).

@@ -122,6 +122,7 @@ def test_an_approval_for_another_plan_or_before_the_announcement_is_ignored() ->
     old = tally(REQUEST, RULE, [said("alice", approve_command("prod", "ffffffffffff@1#1"))], ids)
     assert old.verdict == "waiting" and "another run, or a plan that went stale" in \
         old.refused[0].why
+    assert tally(REQUEST, RULE, [said("alice", APPROVE, minutes=0)], ids).verdict == "approved"
     early = tally(REQUEST, RULE, [said("alice", APPROVE, minutes=-1)], ids)
     assert early.verdict == "waiting" and "before this plan was announced" in early.refused[0].why
     other_env = tally(REQUEST, RULE, [said("alice", approve_command("staging", FP))], ids)
