@@ -23,6 +23,7 @@ from gitops.config import Environment, inside_checkout, load_configured
 from gitops.errors import (
     ApprovalTimedOut,
     ConfigError,
+    ForeignRepository,
     StateLocked,
     UnknownEnvironment,
 )
@@ -224,6 +225,15 @@ def admit_reviewed(settings: GitopsSettings, trusted: Environment, sha: str,
     if warning:
         get_run_logger().warning("%s", warning)
     return warning
+
+
+def configured_repository_url(settings: GitopsSettings, repository: str) -> str:
+    """The clone URL of ``repository`` (owner/name) if it is the configured repository;
+    compared case-insensitively, as GitHub does. Any other is refused (:class:`ForeignRepository`)
+    before anything is checked out."""
+    if repository.strip().casefold() != settings.repository.strip().casefold():
+        raise ForeignRepository(repository, settings.repository)
+    return settings.repository_url
 
 
 def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:

@@ -48,3 +48,25 @@ def test_move_from_the_last_good_commit(last, head, last_is_ancestor, head_is_an
     assert move(last, head, last_is_ancestor=last_is_ancestor,
                 head_is_ancestor=head_is_ancestor) is expected
 
+
+@pytest.mark.parametrize("repository", ["acme/infrastructure", "ACME/Infrastructure",
+                                        " acme/infrastructure "])
+def test_a_delivery_for_the_configured_repository_gets_its_clone_url(repository: str) -> None:
+    from flows.common import configured_repository_url
+    from gitops.settings import GitopsSettings
+
+    settings = GitopsSettings(repository="Acme/infrastructure", repository_url="file:///infra.git")
+    assert configured_repository_url(settings, repository) == "file:///infra.git"
+
+
+@pytest.mark.parametrize("repository", ["other/repo", "acme/infrastructure-fork", "acme", ""])
+def test_a_delivery_for_another_repository_is_refused(repository: str) -> None:
+    from flows.common import configured_repository_url
+    from gitops.errors import ConfigError, ForeignRepository
+    from gitops.settings import GitopsSettings
+
+    settings = GitopsSettings(repository="acme/infrastructure", repository_url="file:///infra.git")
+    with pytest.raises(ForeignRepository, match="not '") as refused:
+        configured_repository_url(settings, repository)
+    assert isinstance(refused.value, ConfigError)
+    assert "acme/infrastructure" in str(refused.value)
