@@ -2,14 +2,16 @@
 
 Every workspace pairs the code of the commit being run with the *trusted* configuration: the
 environment's settings as the default branch holds them now (checked out beside the code), bounded
-by the platform grant. A commit cannot choose its own backend, secrets or approval rule.
+by the platform grant. A commit cannot choose its own backend, secrets or approval rule, and
+only a commit in the default branch's history reaches an environment (unless the trusted rule
+``allow_unmerged`` says otherwise).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,11 +37,13 @@ from gitops.errors import (
     ApprovalTampered,
     ApprovalTimedOut,
     ConfigError,
+    ForeignRepository,
     StateLocked,
     UnknownEnvironment,
 )
 from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
+from gitops.history import admit_commit
 from gitops.receiver import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
@@ -210,6 +214,10 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
                    phase: Phase = Phase.DEPLOY) -> tuple[EnvWorkspace, Commit]:
     """Check out ``ref``'s code; the environment's rules are the default branch's.
 
+    Only a commit in the default branch's history (fetched now) is taken, unless the trusted
+    rule ``allow_unmerged`` says otherwise (see :func:`admit_reviewed`): the workspace's
+    ``unmerged`` then says so.
+
     The commit's own settings for its code (stack, var file, DNS, Argo CD) are used when its
     configuration loads; a commit whose configuration does not (an older layout) is run with the
     default branch's configuration whole, and the log says so.
@@ -222,6 +230,7 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
                              base / label)
     config = trusted_config(settings, base, code=base / label, code_sha=commit.sha)
     trusted = config.environment(settings, environment)
+    unmerged = admit_reviewed(settings, trusted, commit.sha, config)
     try:
         env = with_trusted_rules(
             load_environment(base / label, environment, settings.environments_dir), trusted)
@@ -229,8 +238,32 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
         get_run_logger().warning("%s: its configuration at %s does not load (%s); using the "
                                  "default branch's", environment, commit.sha[:12], exc)
         env = trusted
-    return workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase,
-                     policies=config.policies(settings)), commit
+    ws = workspace(settings, env, base / label, commit.sha, base / f"{label}-envs", phase,
+                   policies=config.policies(settings))
+    return replace(ws, unmerged=unmerged), commit
+
+
+def admit_reviewed(settings: GitopsSettings, trusted: Environment, sha: str,
+                   config: TrustedConfig) -> str:
+    """Refuse ``sha`` unless it is in the default branch's history as fetched for ``config``
+    (:class:`UnreviewedCommit`); an environment whose trusted rule sets ``allow_unmerged`` takes
+    it with a warning, which is returned (``""`` for a reviewed commit)."""
+    merged = sha == config.head.sha or GitRepository(
+        settings.repository_url, Path(settings.workdir)).is_ancestor(sha, config.head.sha)
+    warning = admit_commit(trusted, sha, branch=settings.default_branch, head=config.head.sha,
+                           merged=merged)
+    if warning:
+        get_run_logger().warning("%s", warning)
+    return warning
+
+
+def configured_repository_url(settings: GitopsSettings, repository: str) -> str:
+    """The clone URL of ``repository`` (owner/name) if it is the configured repository;
+    compared case-insensitively, as GitHub does. Any other is refused (:class:`ForeignRepository`)
+    before anything is checked out."""
+    if repository.strip().casefold() != settings.repository.strip().casefold():
+        raise ForeignRepository(repository, settings.repository)
+    return settings.repository_url
 
 
 def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:

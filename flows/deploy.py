@@ -50,11 +50,16 @@ class DeployReport:
     argocd: str = ""
     rollback: tuple[str, ...] = field(default_factory=tuple)
     message: str = ""
+    unmerged: str = ""
+    """Set when the commit is not in the default branch's history (allow_unmerged): why it ran."""
 
 
 @flow(name="deploy", flow_run_name="deploy-{environment}", **DISCARD_RUN_FILES)
 def deploy(environment: str, sha: str | None = None, repository_url: str | None = None) -> State:
-    """Deploy ``environment`` at ``sha`` (default: head of the default branch)."""
+    """Deploy ``environment`` at ``sha`` (default: head of the default branch).
+
+    ``sha`` must be in the default branch's history, read now; see ``open_workspace``.
+    """
     settings = load_settings()
     with environment_slot(environment):
         state = run_deploy(settings, environment, sha or settings.default_branch, repository_url)
@@ -133,7 +138,10 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
         dns=(f"{dns_change.current.name} -> {dns_change.current.values[0]}" if dns_change else ""),
         argocd=(f"{ws.environment.argocd.application} Synced at {commit.sha[:12]}"
                 if ws.environment.argocd else ""),
-        message=f"{environment} is at {commit.sha[:12]}")
+        message=f"{environment} is at {commit.sha[:12]}"
+                + (f" (UNMERGED: not in {settings.default_branch}'s history; allow_unmerged)"
+                   if ws.unmerged else ""),
+        unmerged=ws.unmerged)
     return Completed(message=report.message, data=report)
 
 

@@ -1,9 +1,15 @@
-"""The merge-to-main flow: deploy every environment the pushed commit affects, in promotion order.
+"""The merge-to-main flow: deploy the default branch head to every environment it affects, in
+promotion order.
 
-For each environment configured at the commit, the changes since its last good commit decide
-whether it is affected (gitops.affected); an environment never deployed (a new folder) always is.
-Environments without an approval rule go first (dev, staging), then those with one (prod); the
-first failure stops the promotion, so a commit that broke staging never reaches prod.
+What is deployed is the branch head *now*, resolved at run time, not the pushed ``sha`` (a
+delayed or replayed delivery names an older commit; the branch is the desired state). For each
+environment configured at the head, its last good commit decides (gitops.history.move): the same
+commit, or one newer than the head, is skipped (an environment never goes back); a head that
+follows it is deployed when the changes since affect the environment (gitops.affected); a
+diverged history (force-push) deploys the head, saying why. An environment never deployed (a new
+folder) always is. Environments without an approval rule go first (dev, staging), then those with
+one (prod); the first failure stops the promotion, so a commit that broke staging never reaches
+prod. A delivery for another repository than the configured one is refused before any checkout.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from gitops.config import load_configured
 from gitops.errors import GitopsError
 from gitops.git import GitRepository
 from gitops.settings import load_settings
-from flows.common import DISCARD_RUN_FILES, run_dir
+from gitops.history import Move, move
+from flows.common import DISCARD_RUN_FILES, configured_repository_url, run_dir
 from flows.deploy import deploy
 from tasks.git import checkout_commit
 from tasks.records import last_good_commit
@@ -36,12 +43,17 @@ class MergeOutcome:
 
 @flow(name="deploy-main", flow_run_name="deploy-main-{sha}", **DISCARD_RUN_FILES)
 def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list[MergeOutcome]:
-    """Deploy ``sha`` of ``repository`` to every environment it affects."""
+    """Deploy the default branch head of ``repository`` (pushed: ``sha``) to every environment
+    it affects."""
     logger = get_run_logger()
     settings = load_settings()
+    repo_url = configured_repository_url(settings, repository)
     checkout = run_dir(settings) / "checkout"
-    commit = checkout_commit(settings.repository_url, Path(settings.workdir), sha, checkout)
-    repo = GitRepository(settings.repository_url, Path(settings.workdir))
+    commit = checkout_commit(repo_url, Path(settings.workdir), settings.default_branch, checkout)
+    if not commit.sha.startswith(sha.strip().lower()):
+        logger.warning("push of %s; %s is now at %s; deploying %s", sha[:12],
+                       settings.default_branch, commit.sha[:12], commit.sha[:12])
+    repo = GitRepository(repo_url, Path(settings.workdir))
     environments, broken = load_configured(checkout, settings.environments_dir)
     for name, why in broken.items():
         logger.error("%s: not deployed, its configuration does not load: %s", name, why)
@@ -52,10 +64,11 @@ def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list
         if stopped_by is not None:
             outcomes.append(MergeOutcome(env.name, "not-started", f"{stopped_by} failed first"))
             continue
-        reason = why_deploy(repo, checkout, settings.environments_dir, env.name, environments,
-                            commit.sha)
-        if reason is None:
-            outcomes.append(MergeOutcome(env.name, "skipped", "not affected by this push"))
+        deploy_it, reason = why_deploy(repo, checkout, settings.environments_dir, env.name,
+                                       environments, commit.sha)
+        if not deploy_it:
+            logger.info("%s: skipped: %s", env.name, reason)
+            outcomes.append(MergeOutcome(env.name, "skipped", reason))
             continue
         logger.info("%s: deploying %s (%s)", env.name, commit.sha[:12], reason)
         state = deploy(env.name, sha=commit.sha, return_state=True)
@@ -74,18 +87,25 @@ def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list
 
 
 def why_deploy(repo: GitRepository, checkout: Path, environments_dir: str, name: str,
-               environments: dict, sha: str) -> str | None:
-    """Why ``name`` must be deployed at ``sha`` (None: the push does not affect it)."""
+               environments: dict, head: str) -> tuple[bool, str]:
+    """Whether ``name`` must be deployed at the branch ``head``, and why (or why not)."""
     last = last_good_commit(name)
-    if last is None:
-        return "never deployed"
-    if last == sha:
-        return None
-    if not repo.is_ancestor(last, sha):
-        return f"last good commit {last[:12]} is not an ancestor of {sha[:12]}"
-    changed = repo.changed_files(last, sha)
+    step = move(last, head,
+                last_is_ancestor=last is not None and repo.is_ancestor(last, head),
+                head_is_ancestor=last is not None and repo.is_ancestor(head, last))
+    if step is Move.FIRST:
+        return True, "never deployed"
+    if step is Move.SAME:
+        return False, f"already at {head[:12]}"
+    if step is Move.BACKWARD:
+        return False, (f"already at newer {last[:12]}; {head[:12]} is older and an "
+                       "environment never goes back")
+    if step is Move.DIVERGED:
+        return True, (f"last good commit {last[:12]} is not in the history of {head[:12]} "
+                      "(history rewritten): deploying the branch head, the desired state")
+    changed = repo.changed_files(last, head)
     affected = affected_environments(changed, {name: environments[name]}, repo_root=checkout,
                                      environments_dir=environments_dir)
     if name not in affected.environments:
-        return None
-    return "; ".join(f"{i.reason} {i.path}" for i in affected.impacts_on(name))
+        return False, f"not affected by the changes since {last[:12]}"
+    return True, "; ".join(f"{i.reason} {i.path}" for i in affected.impacts_on(name))

@@ -7,6 +7,8 @@
     ``settings.plan_concurrency`` at a time → each full plan as a markdown artifact → ONE PR comment
     (edited in place on every push) → each status success or failure.
     A PR that affects no environment gets a comment saying so, and no statuses.
+    A delivery for another repository than the configured one (``GITOPS_REPOSITORY``) is refused
+    before anything is checked out.
 ``pr-closed`` (closed without merge): the comment says the plans were discarded.
 
 Orchestration only: the pure parts are gitops.affected and gitops.pr_report, the steps are tasks.
@@ -46,6 +48,7 @@ from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from flows.common import (
     DISCARD_RUN_FILES,
+    configured_repository_url,
     flow_run_id,
     run_dir,
     superseding_run,
@@ -98,6 +101,7 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
     """Plan the environments pull request ``pr_number`` affects at ``head_sha``; report on GitHub."""
     logger = get_run_logger()
     settings = load_settings()
+    repo_url = configured_repository_url(settings, repository)  # another repository: refused
     if newer := superseding_run():
         logger.info("#%d: a newer push is being planned (flow run %s); skipping %s", pr_number,
                     newer, head_sha[:12])
@@ -105,8 +109,7 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
     base = run_dir(settings)
     url = flow_run_url(settings)
     try:
-        commit = checkout_commit(settings.repository_url, Path(settings.workdir), head_sha,
-                                 base / "head")
+        commit = checkout_commit(repo_url, Path(settings.workdir), head_sha, base / "head")
     except UnsafeCheckout as exc:
         refuse_pull_request(settings, repository, pr_number, head_sha, base_ref, str(exc), url)
         raise

@@ -3,6 +3,9 @@
 Run by the deploy flow after a failure at or after apply (it already holds the environment's
 slot), and by hand as `gitops-flows rollback ENV [--to SHA]` (the `rollback` flow takes the slot).
 Each part runs even if an earlier one failed; a rollback that fails says what is left where.
+The target, wherever it comes from (``--to``, or the last-good Prefect Variable, which any API
+caller can write), must be in the default branch's history like any deploy (``open_workspace``
+refuses it before anything is touched).
 """
 
 from __future__ import annotations

@@ -149,6 +149,9 @@ class Environment(_Frozen):
     )
     lock_timeout_seconds: int = Field(default=60, ge=0)
     remediate: bool = False
+    allow_unmerged: bool = Field(
+        default=False, description="may deploy commits outside the default branch's history "
+                                   "(a scratch dev environment); a rule, read from that branch")
     dns: DnsSettings | None = None
     argocd: ArgoCDSettings | None = None
     approval: ApprovalSettings = ApprovalSettings()
@@ -256,7 +259,7 @@ def load_environment(repo_root: Path, name: str,
 
 
 RULE_FIELDS = ("backend_config", "backend", "secret_variables", "approval", "lock_timeout_seconds",
-               "remediate")
+               "remediate", "allow_unmerged")
 """The settings that are rules, not code: always taken from the default branch head (the trusted
 configuration), whatever commit is planned or deployed. The others (stack, var file, DNS, Argo CD)
 describe the code and come with the commit."""

@@ -8,7 +8,8 @@ are *values*, not exceptions. These classes are for operations that failed.
     │   ├── UnknownEnvironment       a name that is not a configured environment
     │   ├── GrantRefused             the platform grant does not give an environment what it asks
     │   ├── BackendCollision         two environments resolve to the same state
-    │   └── UnsafeCheckout           a path or symlink that leaves the checkout, a foreign backend
+    │   ├── UnsafeCheckout           a path or symlink that leaves the checkout, a foreign backend
+    │   └── ForeignRepository        a delivery for a repository that is not the configured one
     ├── TerraformError               terraform exited with an error (carries command, rc, stderr)
     │   ├── TerraformInitFailed
     │   ├── TerraformValidateFailed  fmt check or `terraform validate` failed
@@ -27,6 +28,8 @@ are *values*, not exceptions. These classes are for operations that failed.
     │   ├── ApprovalTimedOut         nobody answered in time
     │   └── ApprovalTampered         what the approvers read was replaced (nothing applied)
     ├── GitError                     clone/checkout/diff failed
+    ├── UnreviewedCommit             a commit outside the default branch's history, for an
+    │                                environment that takes only reviewed (merged) ones
     ├── DnsError                     Route53 call failed or never reached INSYNC
     ├── ArgoCDError                  Argo CD API call failed (carries status code and body)
     │   ├── ArgoCDUnavailable        transient: connection error, timeout, 5xx (safe to retry)
@@ -80,6 +83,17 @@ class BackendCollision(ConfigError):
 class UnsafeCheckout(ConfigError):
     """A checkout holds what the pipeline refuses to run: a path or symlink leaving it, a backend
     or provider setting the platform does not allow."""
+
+
+class ForeignRepository(ConfigError):
+    """A delivery names a repository that is not the one this pipeline is configured for."""
+
+    def __init__(self, repository: str, configured: str) -> None:
+        self.repository = repository
+        self.configured = configured
+        super().__init__(
+            f"refused: this pipeline delivers {configured!r} (GITOPS_REPOSITORY), not "
+            f"{repository!r}; nothing was checked out")
 
 
 class TerraformError(GitopsError):
@@ -187,6 +201,22 @@ class ApprovalTampered(ApprovalError):
 
 class GitError(GitopsError):
     """A git command failed."""
+
+
+class UnreviewedCommit(GitopsError):
+    """A commit that is not in the default branch's history (as fetched at run time) was asked
+    for an environment that accepts only reviewed commits."""
+
+    def __init__(self, environment: str, sha: str, branch: str, head: str) -> None:
+        self.environment = environment
+        self.sha = sha
+        self.branch = branch
+        self.head = head
+        super().__init__(
+            f"{environment}: commit {sha[:12]} is not in the history of {branch} (now at "
+            f"{head[:12]}): only reviewed commits, merged to {branch}, may reach it; nothing "
+            f"was planned or applied (a scratch environment may set allow_unmerged = true in "
+            f"its environment.toml on {branch})")
 
 
 class DnsError(GitopsError):

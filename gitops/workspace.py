@@ -32,6 +32,10 @@ class EnvWorkspace:
     policies: Path | None = None
     """The Rego policies that judge this plan: a directory of the *default branch's* checkout
     (trusted configuration), never of the commit being planned. None: no Rego policies."""
+    unmerged: str = ""
+    """Why this commit, outside the default branch's history, runs anyway (the environment's
+    ``allow_unmerged``); empty for a reviewed commit (and for pull-request plans, which plan
+    unmerged heads by design and never apply)."""
 
     @property
     def name(self) -> str:

@@ -21,7 +21,8 @@ def current_sandbox():  # noqa: ANN201 - deployments.sandbox.launcher.Sandbox
 
 
 class InfraRepo:
-    """Clone of ``url`` at ``path``; edit files, then `push` to get a commit SHA on main."""
+    """Clone of ``url`` at ``path``; edit files, then `push` to get a commit SHA on main (or
+    `push_branch` for one that is not merged)."""
 
     def __init__(self, url: str, path: Path) -> None:
         self.path = path
@@ -83,8 +84,30 @@ class InfraRepo:
         lines.append(f"{key} = {value}")
         tfvars.write_text("\n".join(lines) + "\n")
 
+    def set_top_level(self, env: str, line: str) -> None:
+        """Put one top-level setting (``key = value``) in the environment's environment.toml."""
+        toml = self.path / "terraform" / "environments" / env / "environment.toml"
+        toml.write_text(f"{line}\n{toml.read_text()}")
+
     def push(self, message: str, *, author: str = "Dev Eloper",
              email: str = "dev@example.com") -> str:
         sha = commit_all(self.path, message, author=author, email=email)
         run_git(["push", "--quiet", "origin", "HEAD:main"], cwd=self.path)
         return sha
+
+    def push_branch(self, branch: str, message: str) -> str:
+        """Commit the changes on ``branch`` (from main as it is), push it, and come back to main:
+        an unmerged commit, as a pull request's head is. Returns its SHA."""
+        run_git(["checkout", "--quiet", "-B", branch], cwd=self.path)
+        try:
+            sha = commit_all(self.path, message)
+            run_git(["push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}"],
+                    cwd=self.path)
+        finally:
+            run_git(["checkout", "--quiet", "--force", "main"], cwd=self.path)
+        return sha
+
+    def force_main(self, sha: str) -> None:
+        """Force-push main to ``sha`` (history rewritten), and reset the clone to it."""
+        run_git(["push", "--quiet", "--force", "origin", f"{sha}:refs/heads/main"], cwd=self.path)
+        run_git(["reset", "--quiet", "--hard", sha], cwd=self.path)

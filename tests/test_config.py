@@ -76,3 +76,17 @@ def test_a_missing_tfvars_file_is_reported(tmp_path: Path) -> None:
     (folder / "qa.tfvars").unlink()
     with pytest.raises(ConfigError, match="qa.tfvars does not exist"):
         load_environment(tmp_path, "qa")
+
+
+def test_allow_unmerged_is_a_rule_taken_from_the_trusted_configuration(tmp_path: Path) -> None:
+    """A commit that sets ``allow_unmerged = true`` for itself gets the default branch's value."""
+    from gitops.config import with_trusted_rules
+
+    folder = _copy_env(tmp_path)
+    trusted = load_environment(tmp_path, "qa")
+    toml = folder / "environment.toml"
+    toml.write_text("allow_unmerged = true\n" + toml.read_text())
+    proposed = load_environment(tmp_path, "qa")
+    assert proposed.allow_unmerged and not trusted.allow_unmerged
+    assert not with_trusted_rules(proposed, trusted).allow_unmerged
+    assert with_trusted_rules(trusted, proposed).allow_unmerged

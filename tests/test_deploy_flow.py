@@ -433,3 +433,74 @@ def test_a_rollback_that_breaks_a_hard_policy_is_refused(sandbox, infra, argocd)
     assert state.is_failed()
     assert "at least 3 replicas" in state.message and "NOT rolled back" in state.message
     assert state_versions(sandbox, env) == versions  # nothing applied
+
+
+def test_an_unmerged_commit_is_refused_by_deploy_and_by_rollback(sandbox, infra, argocd):
+    """Only commits in main's history reach an environment; the commit saying
+    ``allow_unmerged = true`` for itself does not count (the rule is main's)."""
+    from flows.rollback import rollback
+
+    env = "e2e-unrev"
+    infra.add_environment(env)
+    infra.push(f"Add {env}")
+    infra.set_var(env, "replicas", "4")
+    infra.set_top_level(env, "allow_unmerged = true")
+    unmerged = infra.push_branch(f"scale-{env}", f"Scale {env}, unreviewed")
+
+    state = deploy_state(env, unmerged)
+
+    assert state.is_failed()
+    assert f"commit {unmerged[:12]} is not in the history of main" in state.message
+    assert "only reviewed commits" in state.message
+    assert state_versions(sandbox, env) == 0  # nothing planned or applied
+
+    refused = rollback(env, to=unmerged, return_state=True)
+
+    assert refused.is_failed()
+    assert f"commit {unmerged[:12]} is not in the history of main" in refused.message
+    assert state_versions(sandbox, env) == 0
+
+
+def test_an_environment_allowing_unmerged_commits_deploys_one_and_says_so(sandbox, infra, argocd):
+    env = "e2e-scratch"
+    infra.add_environment(env)
+    infra.set_top_level(env, "allow_unmerged = true")
+    infra.push(f"Add {env}, a scratch environment that takes unmerged commits")
+    infra.set_var(env, "replicas", "3")
+    unmerged = infra.push_branch(f"try-{env}", f"Try {env} at 3 replicas")
+
+    state = deploy_state(env, unmerged)
+
+    assert state.is_completed(), state.message
+    report = state.result()
+    assert report.outcome == "deployed" and report.commit == unmerged
+    assert "UNMERGED" in state.message
+    assert f"{unmerged[:12]} is NOT in the history of main" in report.unmerged
+    assert wait_for_log(state.state_details.flow_run_id, "deployed anyway because the "
+                                                         "environment sets allow_unmerged")
+    assert argo_app(argocd, sandbox, f"expense-{env}")["status"]["sync"]["revision"] == unmerged
+
+
+def test_a_rollback_to_a_tampered_last_good_commit_is_refused(sandbox, infra, argocd):
+    """The last-good Variable is writable by any Prefect API caller: its commits are checked like
+    any other."""
+    from prefect.variables import Variable
+
+    from flows.rollback import rollback
+
+    env = "e2e-tamper"
+    infra.add_environment(env)
+    good = infra.push(f"Add {env}")
+    assert deploy_state(env, good).is_completed()
+    infra.set_var(env, "image", '"ghcr.io/evil/expense:latest"')
+    planted = infra.push_branch(f"evil-{env}", "Not reviewed by anyone")
+    Variable.set(f"gitops-last-good-{env}", {"sha": good, "history": [planted, good]},
+                 overwrite=True, _sync=True)
+    versions = state_versions(sandbox, env)
+
+    state = rollback(env, return_state=True)  # default target: the "previous good" = planted
+
+    assert state.is_failed()
+    assert f"commit {planted[:12]} is not in the history of main" in state.message
+    assert state_versions(sandbox, env) == versions  # nothing applied
+    assert argo_app(argocd, sandbox, f"expense-{env}")["status"]["sync"]["revision"] == good
