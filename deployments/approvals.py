@@ -66,14 +66,25 @@ def _form_description(run_id: uuid.UUID, state: object) -> str:
     return text if isinstance(text, str) else ""
 
 
-def resolve_paused_run(target: str) -> str:
+def resolve_paused_run(target: str, *, settle: float = 15.0) -> str:
     """The flow run to answer: ``target`` itself if it is a run ID, else the one run paused for
-    the environment named ``target``."""
+    the environment named ``target``.
+
+    A run that just took an answer is Running for a moment before it waits again (an approval
+    that was one of two, a refused answer): when nothing is paused, look again for up to
+    ``settle`` seconds before saying so.
+    """
+    import time
+
     try:
         return str(uuid.UUID(target))
     except ValueError:
         pass
+    deadline = time.monotonic() + settle
     waiting = paused_approvals(target)
+    while not waiting and time.monotonic() < deadline and _running(target):
+        time.sleep(0.5)
+        waiting = paused_approvals(target)
     if len(waiting) == 1:
         return waiting[0].run_id
     if not waiting:
@@ -82,6 +93,14 @@ def resolve_paused_run(target: str) -> str:
     ids = ", ".join(f"{p.run_name} {p.run_id}" for p in waiting)
     raise ConfigError(f"{len(waiting)} runs of {target!r} wait for approval ({ids}); "
                       "answer one by its run ID")
+
+
+def _running(environment: str) -> bool:
+    """Whether a run of ``environment`` is Running now (it may be about to wait again)."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+    return any(run.parameters.get("environment") == environment for run in runs)
 
 
 # -- answering as a code-host identity ----------------------------------------------------------
