@@ -116,6 +116,7 @@ class WaitingRequest:
     commit: str
     pr_number: int | None
     marker: str
+    overrides: tuple[str, ...] = ()
 
 
 def waiting_request(run_id: str) -> WaitingRequest:
@@ -128,20 +129,30 @@ def waiting_request(run_id: str) -> WaitingRequest:
                           "a deploy or rollback waiting for one)")
     value = max(found, key=lambda f: f.created or datetime.min).decoded_value
     return WaitingRequest(run_id, value["environment"], value["fingerprint"], value["repository"],
-                          value["commit"], value.get("pr_number"), value["marker"])
+                          value["commit"], value.get("pr_number"), value["marker"],
+                          tuple(value.get("overrides") or ()))
 
 
 def post_answer(host: "CodeHost", request: WaitingRequest, *, approve: bool,
-                reason: str = "") -> str:
-    """Post `/gitops approve|reject` where ``request`` was announced, as ``host``'s account.
+                reason: str = "", override: str | None = None) -> str:
+    """Post `/gitops approve|reject` (or `override` of the check ``override``) where
+    ``request`` was announced, as ``host``'s account.
 
     The request must be on the code host under the run's marker (the fingerprint comes from the
     run, the text it approves from the code host); otherwise nothing is posted.
     """
-    from gitops.approval import approve_command, reject_command
+    from gitops.commands import approve_command, override_command, reject_command
 
-    body = (approve_command(request.environment, request.fingerprint) if approve
-            else reject_command(request.environment, reason))
+    if override is not None:
+        if override not in request.overrides:
+            raise ConfigError(f"no soft-mandatory check {override!r} blocks plan "
+                              f"{request.fingerprint} (those that do: "
+                              f"{', '.join(request.overrides) or 'none'})")
+        body = override_command(request.environment, override, request.fingerprint, reason)
+    elif approve:
+        body = approve_command(request.environment, request.fingerprint)
+    else:
+        body = reject_command(request.environment, reason)
     if request.pr_number is not None:
         comments = host.list_comments(request.repository, request.pr_number)
     else:
