@@ -238,7 +238,7 @@ def test_a_pr_that_destroys_the_database_is_blocked_until_a_policy_owner_overrid
     from gitops.git import run_git
 
     env = "e2e-ovr"
-    infra.add_environment(env, approval_rule='policy_owners = ["acme/platform"]\n')
+    infra.add_environment(env)  # like staging: no approval; policy_owners = ["acme/platform"]
     first = infra.push(f"Add {env}")
     assert deploy_state(env, first).is_completed()  # no approval rule: deployed at once
 
