@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 
@@ -96,10 +97,12 @@ def resolve_paused_run(target: str, *, settle: float = 15.0) -> str:
 
 
 def _running(environment: str) -> bool:
-    """Whether a run of ``environment`` is Running now (it may be about to wait again)."""
+    """Whether a run of ``environment`` is under way (it may be about to wait again)."""
+    under_way = [StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=under_way))),
+            sort=FlowRunSort.START_TIME_DESC, limit=200)
     return any(run.parameters.get("environment") == environment for run in runs)
 
 

@@ -268,8 +268,8 @@ def test_a_pr_that_destroys_the_database_is_blocked_until_a_policy_owner_overrid
     code, _, err = approve_cli(sandbox, monkeypatch, capsys, "bob", env,
                                "--override", "stateful_resources.rego")
     assert code == 1 and "not a policy owner" in err  # write access, not acme/platform
-    code, out, _ = approve_cli(sandbox, monkeypatch, capsys, "alice", env)  # an approval is
-    assert "still needed for stateful_resources.rego" in out                 # not an override
+    code, out, err = approve_cli(sandbox, monkeypatch, capsys, "alice", env)  # an approval is
+    assert "still needed for stateful_resources.rego" in out, err            # not an override
     assert find_paused_run(env).id == paused.id and state_versions(sandbox, env) == versions
     code, out, _ = approve_cli(sandbox, monkeypatch, capsys, "alice", env, "--override",
                                "stateful_resources.rego", "--reason", "the data is migrated")
