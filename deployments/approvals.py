@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
 from prefect.input.actions import read_flow_run_input
 from prefect.input.run_input import keyset_from_paused_state
 
@@ -96,10 +97,12 @@ def resolve_paused_run(target: str, *, settle: float = 15.0) -> str:
 
 
 def _running(environment: str) -> bool:
-    """Whether a run of ``environment`` is Running now (it may be about to wait again)."""
+    """Whether a run of ``environment`` is under way (it may be about to wait again)."""
+    under_way = [StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED]
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING]))))
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=under_way))),
+            sort=FlowRunSort.START_TIME_DESC, limit=200)
     return any(run.parameters.get("environment") == environment for run in runs)
 
 
@@ -116,6 +119,7 @@ class WaitingRequest:
     commit: str
     pr_number: int | None
     marker: str
+    overrides: tuple[str, ...] = ()
 
 
 def waiting_request(run_id: str) -> WaitingRequest:
@@ -128,20 +132,30 @@ def waiting_request(run_id: str) -> WaitingRequest:
                           "a deploy or rollback waiting for one)")
     value = max(found, key=lambda f: f.created or datetime.min).decoded_value
     return WaitingRequest(run_id, value["environment"], value["fingerprint"], value["repository"],
-                          value["commit"], value.get("pr_number"), value["marker"])
+                          value["commit"], value.get("pr_number"), value["marker"],
+                          tuple(value.get("overrides") or ()))
 
 
 def post_answer(host: "CodeHost", request: WaitingRequest, *, approve: bool,
-                reason: str = "") -> str:
-    """Post `/gitops approve|reject` where ``request`` was announced, as ``host``'s account.
+                reason: str = "", override: str | None = None) -> str:
+    """Post `/gitops approve|reject` (or `override` of the check ``override``) where
+    ``request`` was announced, as ``host``'s account.
 
     The request must be on the code host under the run's marker (the fingerprint comes from the
     run, the text it approves from the code host); otherwise nothing is posted.
     """
-    from gitops.approval import approve_command, reject_command
+    from gitops.commands import approve_command, override_command, reject_command
 
-    body = (approve_command(request.environment, request.fingerprint) if approve
-            else reject_command(request.environment, reason))
+    if override is not None:
+        if override not in request.overrides:
+            raise ConfigError(f"no soft-mandatory check {override!r} blocks plan "
+                              f"{request.fingerprint} (those that do: "
+                              f"{', '.join(request.overrides) or 'none'})")
+        body = override_command(request.environment, override, request.fingerprint, reason)
+    elif approve:
+        body = approve_command(request.environment, request.fingerprint)
+    else:
+        body = reject_command(request.environment, reason)
     if request.pr_number is not None:
         comments = host.list_comments(request.repository, request.pr_number)
     else:

@@ -157,6 +157,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
     token = next((os.environ[v] for v in ("GITOPS_GITHUB_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
                   if os.environ.get(v)), None)
     before = answers_so_far(run_id)
+    if args.override is not None and args.as_ is not None:
+        print("error: an override counts only from a policy owner's GitHub account: set "
+              "GITOPS_GITHUB_TOKEN, not --as", file=sys.stderr)
+        return 2
     if args.as_ is None and token is None:
         print("error: set GITOPS_GITHUB_TOKEN to answer as your GitHub account, or give --as NAME "
               "for a declared (unverified) answer", file=sys.stderr)
@@ -168,9 +172,10 @@ def cmd_approve(args: argparse.Namespace) -> int:
         request = waiting_request(run_id)
         with GitHubClient.from_token(token, base_url=load_settings().github_api_url) as host:
             who = host.authenticated_login()
-            where = post_answer(host, request, approve=not args.reject, reason=args.reason or "")
-        print(f"posted /gitops {'reject' if args.reject else 'approve'} {request.environment} "
-              f"{'' if args.reject else request.fingerprint} as @{who}: {where}")
+            where = post_answer(host, request, approve=not args.reject, reason=args.reason or "",
+                                override=args.override)
+        verb = "override" if args.override else "reject" if args.reject else "approve"
+        print(f"posted /gitops {verb} {request.environment} as @{who}: {where}")
         deliver(run_id, {"check_github": True, "approve": False, "approver": "",
                          "reason": f"gitops-flows approve by @{who}"})
     else:
@@ -186,7 +191,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
     state = verdict["verdict"]
     wanted = "rejected" if args.reject else "approved"
     counted = state == wanted or (not args.reject and who.lower() in
-                                  [a.lower() for a in verdict.get("approvals", [])])
+                                  [a.lower() for a in verdict.get("approvals", [])]) or (
+        args.override is not None
+        and f"{args.override} overridden by @{who.lower()}" in verdict.get("progress", "").lower())
     if refused and not counted:
         print(f"refused by flow run {run_id}: " + "; ".join(refused), file=sys.stderr)
         return 1
@@ -270,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--wait", type=float, default=60.0,
                     help="seconds to wait for the run's verdict (default 60)")
     ap.add_argument("--reject", action="store_true")
+    ap.add_argument("--override", metavar="CHECK", default=None,
+                    help="as a policy owner: override the soft-mandatory check CHECK (its key, as "
+                         "the request shows it) for the waiting plan")
     ap.add_argument("--reason", default="")
     ap.set_defaults(func=cmd_approve)
 

@@ -322,7 +322,7 @@ def run_url(settings: GitopsSettings) -> str | None:
 
 
 def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
-                     why: str = "") -> ApprovalOutcome:
+                     why: str = "", overrides: tuple[str, ...] = ()) -> ApprovalOutcome:
     """Ask for approval of exactly ``staged`` and wait for an answer that counts.
 
     The request is posted on the code host (the pull request that brought the commit, or the
@@ -331,27 +331,32 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
     judged by gitops.approval against what the code host vouches for; an answer that does not
     count is logged and the run waits again, until the rule's timeout. The text the approvers
     read is checked before the answer counts: one replaced by an API caller fails the run.
-    ``why`` says what makes an approval necessary beyond the rule (a state backend that moves).
+    ``why`` says what makes an approval necessary beyond the rule (a state backend that moves);
+    ``overrides`` are the keys of the soft-mandatory checks that need a policy owner's override
+    (when they are all there is, no approval is asked, only the overrides).
     """
     logger = get_run_logger()
     settings, rule = ws.settings, ws.environment.approval
     fingerprint, run_id = staged.fingerprint.short, flow_run_id()
     deadline = datetime.now(timezone.utc) + timedelta(seconds=rule.timeout_seconds)
+    needed = rule.min_approvals if rule.required or why else 0
     text = ApprovalText(ws.name, fingerprint, commit.sha, commit.subject, staged.summary,
-                        rule.min_approvals, rule.approvers, rule.allow_author, rule.allow_declared,
-                        deadline.strftime("%Y-%m-%d %H:%M UTC"), why, run_url(settings) or "")
+                        needed, rule.approvers, rule.allow_author, rule.allow_declared,
+                        deadline.strftime("%Y-%m-%d %H:%M UTC"), why, run_url(settings) or "",
+                        overrides, rule.policy_owners)
     venue = find_venue(settings, settings.repository, commit.sha)
     marker = approval_marker(ws.name, run_id, fingerprint)
     posted = announce(settings, venue, render_approval_request(text, "waiting", marker), marker)
     request = ApprovalRequest(ws.name, fingerprint, posted.created_at, venue.commit_author,
-                              venue.pr_author)
+                              venue.pr_author, needed, overrides)
     plan_key = staged.fingerprint.plan_sha256[:12]
     _note_for_operator(f"{REQUEST_KEY_PREFIX}{plan_key}", {
         "environment": ws.name, "fingerprint": fingerprint, "repository": venue.repository,
-        "commit": commit.sha, "pr_number": venue.pr_number, "marker": marker})
+        "commit": commit.sha, "pr_number": venue.pr_number, "marker": marker,
+        "overrides": list(overrides)})
     declared: list[ApprovalRecord] = []
     seen: set[str] = set()
-    current = Tally(rule.min_approvals)
+    current = Tally(needed, overrides_needed=overrides)
     for round_ in itertools.count():
         remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
         description = render_approval_form(text, current.progress())
@@ -404,12 +409,13 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
         posted = update_announcement(settings, venue, posted, render_approval_request(
             text, f"waiting: {current.progress()}", marker))
 
-    records = ((current.rejection,) if current.rejection else current.approvals)
+    records = current.records
     if current.verdict == "approved" and not announcement_unchanged(settings, venue, posted):
         _tampered(ws, venue, posted, text, marker, f"the approval request on {venue.describe()}")
     for answered in records:
-        emit(f"gitops.approval.{'granted' if answered.decision == 'approved' else 'rejected'}",
-             ws.name, answered.as_event())
+        event = {"approved": "granted", "rejected": "rejected",
+                 "overridden": "overridden"}[answered.decision]
+        emit(f"gitops.approval.{event}", ws.name, answered.as_event())
     applying = "applying this plan" if current.verdict == "approved" else "nothing is applied"
     update_announcement(settings, venue, posted, render_approval_request(
         text, f"{current.progress()}; {applying}", marker))

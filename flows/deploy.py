@@ -7,13 +7,14 @@ rollback subflow and the run ends Failed saying what was rolled back to what.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled, Completed, Failed, State
 
 from gitops.approval import ApprovalRecord
-from gitops.errors import ApprovalTimedOut, GitopsError, StalePlan, StateLocked
+from gitops.errors import ApplyFailed, DeployStopped, GitopsError
 from gitops.settings import load_settings
 from gitops.workspace import EnvWorkspace
 from flows.common import (
@@ -21,26 +22,42 @@ from flows.common import (
     discard_run_files_of,
     flow_run_id,
     open_workspace,
-    plan_and_check,
-    request_approval,
 )
+from flows.stage import StageOutcome, plan_approve_apply
 from flows.rollback import rollback_environment
 from tasks.slots import environment_slot
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
 from tasks.records import last_good_backend, last_good_commit, record_last_good
-from tasks.terraform import apply_staged_plan, read_outputs, validate_stack
+from tasks.terraform import read_outputs, validate_stack
 
-MAX_REPLANS = 2
+class DeployOutcome(str, Enum):
+    """How a deploy ended (a ``str``: ``outcome == "deployed"`` reads as it says)."""
+
+    DEPLOYED = "deployed"
+    NO_CHANGES = "no-changes"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed-out"
+    LOCKED = "locked"
+    BLOCKED = "blocked"
+    ROLLED_BACK = "rolled-back"
+
+
+STOPPED = {StageOutcome.NOT_APPROVED: DeployOutcome.REJECTED,
+           StageOutcome.TIMED_OUT: DeployOutcome.TIMED_OUT,
+           StageOutcome.LOCKED: DeployOutcome.LOCKED,
+           StageOutcome.BLOCKED: DeployOutcome.BLOCKED}
+"""The deploy outcome of each stage outcome that ends it before DNS and Argo CD."""
 
 
 @dataclass(frozen=True)
 class DeployReport:
-    """What a deploy did, as the flow's result."""
+    """What a deploy did: the flow's result when it deployed, and the ``report`` of the
+    :class:`~gitops.errors.DeployStopped` its Failed or Cancelled state carries when it did not."""
 
     environment: str
     commit: str
-    outcome: str  # deployed | no-changes | rejected | timed-out | rolled-back
+    outcome: DeployOutcome
     applied: bool = False
     approver: str = ""
     """The approving accounts (or declared names), comma-separated."""
@@ -74,8 +91,6 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
     repo_url = repository_url or settings.repository_url
     logger.info("deploying %s at %s (%s)", environment, commit.sha[:12], commit.subject)
     validate_stack(ws)
-    staged = plan_and_check(ws)
-    approvals: tuple[ApprovalRecord, ...] = ()
 
     backend = ws.environment.backend.address if ws.environment.backend else None
     previous_backend = last_good_backend(environment)
@@ -83,40 +98,19 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
              if previous_backend and backend and previous_backend != backend else "")
     if moved:
         logger.warning("%s: %s: this deploy needs the environment's approval", environment, moved)
-    if staged.has_changes:
-        for attempt in range(MAX_REPLANS + 1):
-            if ws.environment.approval.required or moved:
-                try:
-                    decision = request_approval(ws, staged, commit, why=moved)
-                except ApprovalTimedOut as exc:
-                    # Prefect's pause expiry already failed the run ("paused and never
-                    # resumed"); the log line says what it means here.
-                    logger.error("%s", exc)
-                    return Failed(message=str(exc), data=DeployReport(
-                        environment, commit.sha, "timed-out", message=str(exc)))
-                approvals += decision.records
-                if decision.verdict != "approved":
-                    msg = f"{environment}: not applied: {decision.message}"
-                    return Cancelled(message=msg, data=DeployReport(
-                        environment, commit.sha, "rejected", approver=decision.approvers,
-                        approvals=approvals, message=msg))
-            try:
-                apply_staged_plan(ws, staged)
-                break
-            except StalePlan as exc:
-                if attempt == MAX_REPLANS:
-                    raise
-                logger.warning("%s; planning again", exc)
-                staged = plan_and_check(ws)
-                if not staged.has_changes:
-                    break
-            except StateLocked:
-                raise  # nothing was applied: someone else holds the state; never broken here
-            except GitopsError as exc:
-                return fail_and_roll_back(ws, commit.sha, f"apply failed: {exc}", None)
-    else:
-        logger.info("%s: no infrastructure changes at %s; nothing to apply, no approval needed",
-                    environment, commit.sha[:12])
+    try:
+        stage = plan_approve_apply(ws, commit, why=moved)
+    except ApplyFailed as exc:
+        return fail_and_roll_back(ws, commit.sha, str(exc), None)
+    if stage.outcome not in (StageOutcome.APPLIED, StageOutcome.NOTHING_TO_APPLY):
+        report = DeployReport(environment, commit.sha, STOPPED[stage.outcome],
+                              approver=stage.approvers, approvals=stage.approvals,
+                              message=stage.message)
+        stopped = DeployStopped(stage.message, report)
+        if stage.outcome is StageOutcome.NOT_APPROVED:
+            return Cancelled(message=stage.message, data=stopped)
+        return Failed(message=stage.message, data=stopped)
+    approvals = stage.approvals
 
     dns_change: DnsChange | None = None
     try:
@@ -129,11 +123,9 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
         return fail_and_roll_back(ws, commit.sha, f"{type(exc).__name__}: {exc}", dns_change)
 
     record_last_good(environment, commit.sha, flow_run_id(), backend)
-    outcome = "deployed" if staged.has_changes else "no-changes"
+    outcome = DeployOutcome.DEPLOYED if stage.applied else DeployOutcome.NO_CHANGES
     report = DeployReport(
-        environment, commit.sha, outcome, applied=staged.has_changes,
-        approver=", ".join(a.login for a in approvals if a.decision == "approved"
-                           and a.fingerprint == staged.fingerprint.short),
+        environment, commit.sha, outcome, applied=stage.applied, approver=stage.approvers,
         approvals=approvals,
         dns=(f"{dns_change.current.name} -> {dns_change.current.values[0]}" if dns_change else ""),
         argocd=(f"{ws.environment.argocd.application} Synced at {commit.sha[:12]}"
@@ -160,5 +152,5 @@ def fail_and_roll_back(ws: EnvWorkspace, sha: str, reason: str,
     else:
         done = ()
         msg = f"{ws.name}: deploy of {sha[:12]} failed ({reason}); ROLLBACK FAILED: {result.message}"
-    return Failed(message=msg, data=DeployReport(ws.name, sha, "rolled-back", rollback=done,
-                                                 message=msg))
+    return Failed(message=msg, data=DeployStopped(msg, DeployReport(
+        ws.name, sha, DeployOutcome.ROLLED_BACK, rollback=done, message=msg)))

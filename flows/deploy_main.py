@@ -19,10 +19,11 @@ from pathlib import Path
 
 from prefect import flow
 from prefect.logging import get_run_logger
+from prefect.states import State
 
 from gitops.affected import affected_environments
 from gitops.config import load_configured
-from gitops.errors import GitopsError
+from gitops.errors import DeployStopped, GitopsError
 from gitops.git import GitRepository
 from gitops.settings import load_settings
 from gitops.history import Move, move
@@ -72,9 +73,7 @@ def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list
             continue
         logger.info("%s: deploying %s (%s)", env.name, commit.sha[:12], reason)
         state = deploy(env.name, sha=commit.sha, return_state=True)
-        report = state.result(raise_on_failure=False) if state.is_completed() else None
-        outcome = getattr(report, "outcome", None) or state.type.value.lower()
-        outcomes.append(MergeOutcome(env.name, outcome, state.message or ""))
+        outcomes.append(MergeOutcome(env.name, deploy_outcome(state), state.message or ""))
         if not state.is_completed():
             stopped_by = env.name
     for line in outcomes:
@@ -84,6 +83,17 @@ def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list
             [f"{name} has a broken configuration" for name in sorted(broken)]
         raise GitopsError(f"deploy of {commit.sha[:12]} incomplete: {'; '.join(parts)}")
     return outcomes
+
+
+def deploy_outcome(state: State) -> str:
+    """The deploy's own outcome (deployed, rejected, blocked...), or its state for a run that
+    ended otherwise (crashed, an error before it could say)."""
+    if state.is_completed():
+        return state.result().outcome.value
+    stopped = state.result(raise_on_failure=False)
+    if isinstance(stopped, DeployStopped):
+        return stopped.report.outcome.value
+    return state.type.value.lower()
 
 
 def why_deploy(repo: GitRepository, checkout: Path, environments_dir: str, name: str,

@@ -16,20 +16,23 @@ from prefect.logging import get_run_logger
 from pathlib import Path
 
 from gitops.git import GitRepository
-from gitops.errors import ApprovalError, GitopsError, RollbackFailed
+from gitops.errors import GitopsError, RollbackFailed
 from gitops.settings import load_settings
 from flows.common import (
     DISCARD_RUN_FILES,
     flow_run_id,
     open_workspace,
-    plan_and_check,
-    request_approval,
 )
+from flows.stage import StageOutcome, plan_approve_apply
 from tasks.slots import environment_slot
 from tasks.argocd import rollback_application
 from tasks.dns import DnsChange, point_dns, record_value, restore_dns
 from tasks.records import last_good_backend, previous_good_commit, record_last_good
-from tasks.terraform import apply_staged_plan, read_outputs, validate_stack
+from tasks.terraform import read_outputs, validate_stack
+
+
+class RollbackStopped(Exception):
+    """The rollback's stage ended without applying (not approved, locked, blocked by a check)."""
 
 
 @flow(name="rollback-subflow", flow_run_name="rollback-{environment}", **DISCARD_RUN_FILES)
@@ -65,26 +68,21 @@ def rollback_environment(environment: str, to_sha: str | None, reason: str = "ma
     except GitopsError as exc:
         failed.append(f"Argo CD: NOT rolled back ({exc})")
 
-    # 3. Infrastructure: re-plan and apply the last good commit (approval where required).
+    # 3. Infrastructure: the last good commit through the same stage as a deploy (every check,
+    #    approval where required, the stale-plan re-plan).
     try:
         validate_stack(ws)
-        staged = plan_and_check(ws)  # every check a deploy gets: a blocking policy refuses it
-        if staged.has_changes:
-            if ws.environment.approval.required:
-                decision = request_approval(ws, staged, commit)
-                if decision.verdict != "approved":
-                    raise ApprovalError(f"rollback apply not approved: {decision.message}")
-            apply_staged_plan(ws, staged)
-            done.append(f"infrastructure: re-applied {commit.sha[:12]} "
-                        f"({staged.plan.counts.add} add, {staged.plan.counts.change} change, "
-                        f"{staged.plan.counts.destroy} destroy, "
-                        f"{staged.plan.counts.replace} replace)")
-        else:
+        stage = plan_approve_apply(ws, commit)
+        if stage.outcome is StageOutcome.APPLIED:
+            done.append(f"infrastructure: re-applied {commit.sha[:12]} ({stage.changes})")
+        elif stage.outcome is StageOutcome.NOTHING_TO_APPLY:
             done.append(f"infrastructure: already matches {commit.sha[:12]}")
+        else:
+            raise RollbackStopped(f"{stage.outcome.value}: {stage.message}")
         if dns_change is None and ws.environment.dns is not None:
             change = point_dns(ws, record_value(ws.environment.dns, read_outputs(ws)))
             done.append(f"DNS: {change.current.name} -> {change.current.values[0]}")
-    except GitopsError as exc:
+    except (GitopsError, RollbackStopped) as exc:
         failed.append(f"infrastructure: NOT rolled back to {commit.sha[:12]} ({exc})")
 
     for line in done:

@@ -26,7 +26,7 @@ This is the one module in gitops/ that imports Prefect: the form *is* a RunInput
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from typing import Literal, Protocol
@@ -34,7 +34,12 @@ from typing import Literal, Protocol
 from prefect.input import RunInput
 from pydantic import Field
 
-from gitops.commands import Command, approve_command, parse_command, reject_command
+from gitops.commands import (
+    Command,
+    approve_command,
+    parse_command,
+    reject_command,
+)
 from gitops.config import ApprovalSettings
 
 REQUEST_KEY_PREFIX = "gitops-request-"
@@ -91,6 +96,11 @@ class ApprovalRequest:
     commit_author: str | None = None
     """The commit's author as a code-host account (None: the e-mail is linked to none)."""
     pr_author: str | None = None
+    approvals_needed: int | None = None
+    """Distinct approvals this request needs (None: the rule's ``min_approvals``; 0 when only
+    overrides are asked for)."""
+    overrides_needed: tuple[str, ...] = ()
+    """Keys of the soft-mandatory checks that block this plan until a policy owner overrides."""
 
 
 @dataclass(frozen=True)
@@ -98,24 +108,28 @@ class ApprovalRecord:
     """One answer that counts: who, what, when, through which channel, verified or declared."""
 
     login: str
-    decision: Literal["approved", "rejected"]
+    decision: Literal["approved", "rejected", "overridden"]
     channel: Channel
     verified: bool
     at: datetime | None
     fingerprint: str
     reason: str = ""
     source: str = ""
+    check: str = ""
+    """An override: the key of the check overridden."""
 
     def describe(self) -> str:
         how = "verified" if self.verified else "declared, unverified"
         who = f"@{self.login}" if self.verified else repr(self.login)
-        return (f"{self.decision} by {who} ({how}, {self.channel.value}"
+        what = f"{self.check} overridden" if self.decision == "overridden" else self.decision
+        return (f"{what} by {who} ({how}, {self.channel.value}"
                 + (f" {self.source}" if self.source else "") + ")")
 
     def as_event(self) -> dict[str, str | bool]:
         return {"login": self.login, "decision": self.decision, "channel": self.channel.value,
                 "verified": self.verified, "at": self.at.isoformat() if self.at else "",
-                "fingerprint": self.fingerprint, "reason": self.reason, "source": self.source}
+                "fingerprint": self.fingerprint, "reason": self.reason, "source": self.source,
+                "check": self.check}
 
 
 @dataclass(frozen=True)
@@ -139,32 +153,59 @@ class Tally:
     approvals: tuple[ApprovalRecord, ...] = ()
     rejection: ApprovalRecord | None = None
     refused: tuple[Refusal, ...] = ()
+    overrides_needed: tuple[str, ...] = ()
+    overrides: tuple[ApprovalRecord, ...] = ()
+
+    @property
+    def missing_overrides(self) -> tuple[str, ...]:
+        done = {o.check for o in self.overrides}
+        return tuple(c for c in self.overrides_needed if c not in done)
 
     @property
     def verdict(self) -> Literal["approved", "rejected", "waiting"]:
         if self.rejection is not None:
             return "rejected"
-        return "approved" if len(self.approvals) >= self.needed else "waiting"
+        if len(self.approvals) >= self.needed and not self.missing_overrides:
+            return "approved"
+        return "waiting"
+
+    @property
+    def records(self) -> tuple[ApprovalRecord, ...]:
+        """What counted: the rejection, or the approvals and overrides."""
+        if self.rejection is not None:
+            return (self.rejection,)
+        return self.approvals + self.overrides
 
     def with_answer(self, record: ApprovalRecord | None, refusal: Refusal | None) -> Tally:
         """This tally with one more answer (a form answer) added."""
         tally = self
         if refusal is not None:
-            tally = Tally(tally.needed, tally.approvals, tally.rejection,
-                          tally.refused + (refusal,))
+            tally = replace(tally, refused=tally.refused + (refusal,))
         if record is None:
             return tally
         if record.decision == "rejected":
-            return Tally(tally.needed, tally.approvals, tally.rejection or record, tally.refused)
+            return replace(tally, rejection=tally.rejection or record)
+        if record.decision == "overridden":
+            if record.check in {o.check for o in tally.overrides}:
+                return tally
+            return replace(tally, overrides=tally.overrides + (record,))
         if record.login.lower() in {a.login.lower() for a in tally.approvals}:
             return tally
-        return Tally(tally.needed, tally.approvals + (record,), tally.rejection, tally.refused)
+        return replace(tally, approvals=tally.approvals + (record,))
 
     def progress(self) -> str:
         if self.verdict == "rejected" and self.rejection is not None:
             return self.rejection.describe()
-        done = ", ".join(a.describe() for a in self.approvals) or "none yet"
-        return f"{len(self.approvals)} of {self.needed} approval(s): {done}"
+        parts = []
+        if self.needed or self.approvals:
+            done = ", ".join(a.describe() for a in self.approvals) or "none yet"
+            parts.append(f"{len(self.approvals)} of {self.needed} approval(s): {done}")
+        if self.overrides_needed:
+            done = ", ".join(o.describe() for o in self.overrides)
+            missing = ", ".join(self.missing_overrides)
+            parts.append("overrides: " + "; ".join(
+                p for p in (done, f"still needed for {missing}" if missing else "") if p))
+        return "; ".join(parts)
 
 
 class Identities(Protocol):
@@ -188,7 +229,8 @@ def tally(request: ApprovalRequest, rule: ApprovalSettings, statements: Iterable
     pull request's author (unless ``allow_author``). ``min_approvals`` counts distinct accounts.
     Any counted rejection rejects.
     """
-    result = Tally(rule.min_approvals)
+    needed = rule.min_approvals if request.approvals_needed is None else request.approvals_needed
+    result = Tally(needed, overrides_needed=request.overrides_needed)
     ordered = sorted(statements, key=lambda s: (s.created_at is None, s.created_at or 0, s.id))
     for statement in ordered:
         command = parse_command(statement.body)
@@ -218,7 +260,7 @@ def _judge_statement(request: ApprovalRequest, rule: ApprovalSettings, statement
         return refuse("given before this plan was announced (an answer to an earlier request)")
     if statement.updated_at is not None and statement.updated_at != statement.created_at:
         return refuse("edited after it was posted; an edited comment never counts (post a new one)")
-    if command.verb == "approve":
+    if command.verb in ("approve", "override"):
         if command.argument != request.fingerprint:
             return refuse(f"names plan {command.argument or '(none)'}, not {request.fingerprint} "
                           "(another run, or a plan that went stale)")
@@ -233,7 +275,17 @@ def _judge_statement(request: ApprovalRequest, rule: ApprovalSettings, statement
     authors = {a.lower() for a in (request.commit_author, request.pr_author) if a}
     if not rule.allow_author and login.lower() in authors:
         return refuse(f"@{login} wrote this change (the commit or its pull request) and may not "
-                      "approve it here")
+                      f"{command.verb} it here")
+    if command.verb == "override":
+        if command.check not in request.overrides_needed:
+            return refuse(f"no soft-mandatory check {command.check!r} blocks this plan "
+                          f"(those that do: {', '.join(request.overrides_needed) or 'none'})")
+        if not rule.policy_owners:
+            return refuse(f"{request.environment} names no policy owners: nobody may override")
+        if not _allowed(login, rule.policy_owners, identities):
+            return refuse(f"@{login} is not a policy owner ({', '.join(rule.policy_owners)})")
+        return ApprovalRecord(login, "overridden", statement.channel, True, statement.created_at,
+                              request.fingerprint, command.reason, source, command.check), None
     if not _allowed(login, rule.approvers, identities):
         return refuse(f"@{login} is not an allowed approver ({', '.join(rule.approvers)})")
     return ApprovalRecord(login, "approved", statement.channel, True, statement.created_at,
@@ -300,3 +352,7 @@ class ApprovalOutcome:
     @property
     def approvers(self) -> str:
         return ", ".join(r.login for r in self.records if r.decision == "approved")
+
+    @property
+    def overrides(self) -> tuple[ApprovalRecord, ...]:
+        return tuple(r for r in self.records if r.decision == "overridden")

@@ -7,9 +7,9 @@ rule it comes from) and, when the check could not be evaluated at all, why (``er
 Levels (:class:`CheckLevel`):
 
 * **advisory**: findings are shown, nothing is blocked;
-* **soft-mandatory**: findings block until an allowed policy owner overrides them. Overrides do
-  not exist yet (a later issue): today a soft-mandatory finding blocks like a hard one, and every
-  text says an override is not available yet;
+* **soft-mandatory**: findings block until an allowed policy owner overrides them, with an
+  authenticated `/gitops override <env> <check key> <plan fingerprint>` (gitops.approval judges
+  it; the environment's trusted rule names the owners, ``[approval] policy_owners``);
 * **hard-mandatory**: findings block, with no override.
 
 A check that failed to evaluate (an error) *always* blocks, whatever its level: a check that did
@@ -19,15 +19,16 @@ not run is never a pass. Renderers, commit statuses and the deploy gate iterate 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-__all__ = ["OVERRIDE_NOT_AVAILABLE", "CheckLevel", "CheckReport", "Finding", "blocking",
-           "describe_blocking"]
+__all__ = ["OVERRIDE_NEEDED", "CheckLevel", "CheckReport", "Finding", "blocking",
+           "describe_blocking", "needs_override", "unoverridable"]
 
-OVERRIDE_NOT_AVAILABLE = "an override is not available yet"
-"""What every text says about a blocking soft-mandatory finding, until overrides exist."""
+OVERRIDE_NEEDED = "blocks until a policy owner overrides it"
+"""What every text says about a soft-mandatory finding."""
 
 
 class CheckLevel(str, Enum):
@@ -97,8 +98,20 @@ class CheckReport:
         return self.error is None and not self.findings
 
     @property
+    def key(self) -> str:
+        """The check's name as one word, as an override names it (``stateful_resources.rego``)."""
+        return re.sub(r"[^A-Za-z0-9_.:/-]+", "-", self.name.removeprefix("policy ")).strip("-")
+
+    @property
+    def overridable(self) -> bool:
+        """Blocks, but a policy owner may override it: a soft-mandatory check's findings."""
+        return (self.error is None and bool(self.findings)
+                and self.level is CheckLevel.SOFT_MANDATORY)
+
+    @property
     def blocks(self) -> bool:
-        """Whether this report stops the plan from being applied (today: until fixed)."""
+        """Whether this report stops the plan from being applied (until fixed, or overridden
+        when :attr:`overridable`)."""
         if self.error is not None:
             return True
         return bool(self.findings) and self.level is not CheckLevel.ADVISORY
@@ -123,13 +136,23 @@ class CheckReport:
         text = self.headline or (f"{len(self.findings)} finding"
                                  f"{'s' if len(self.findings) != 1 else ''}")
         if self.level is CheckLevel.SOFT_MANDATORY:
-            text += f" (soft-mandatory: {OVERRIDE_NOT_AVAILABLE})"
+            text += f" (soft-mandatory: {OVERRIDE_NEEDED})"
         return text
 
 
 def blocking(reports: Iterable[CheckReport]) -> tuple[CheckReport, ...]:
     """The reports that stop an apply: errors, and findings of mandatory checks."""
     return tuple(r for r in reports if r.blocks)
+
+
+def needs_override(reports: Iterable[CheckReport]) -> tuple[CheckReport, ...]:
+    """The reports that block until a policy owner overrides them."""
+    return tuple(r for r in reports if r.overridable)
+
+
+def unoverridable(reports: Iterable[CheckReport]) -> tuple[CheckReport, ...]:
+    """The reports that block whatever anyone says: errors, hard-mandatory findings."""
+    return tuple(r for r in reports if r.blocks and not r.overridable)
 
 
 def describe_blocking(reports: Iterable[CheckReport], *, cap: int = 50) -> str:

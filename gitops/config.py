@@ -95,8 +95,11 @@ class ApprovalSettings(_Frozen):
                                description="distinct accounts that must approve")
     allow_declared: bool = Field(
         default=False, description="count a Prefect UI form approval (a typed, unverified name)")
+    policy_owners: tuple[str, ...] = Field(
+        default=(), description="GitHub logins and org/team entries who may override a "
+                                "soft-mandatory check; empty = nobody")
 
-    @field_validator("approvers")
+    @field_validator("approvers", "policy_owners")
     @classmethod
     def _approver_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for entry in value:

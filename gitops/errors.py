@@ -27,6 +27,8 @@ are *values*, not exceptions. These classes are for operations that failed.
     │   ├── ApprovalRejected         an approver said no
     │   ├── ApprovalTimedOut         nobody answered in time
     │   └── ApprovalTampered         what the approvers read was replaced (nothing applied)
+    ├── ApplyFailed                  terraform apply failed (the deploy rolls back; carries the cause)
+    ├── DeployStopped                a deploy that ended without deploying (carries its report)
     ├── GitError                     clone/checkout/diff failed
     ├── UnreviewedCommit             a commit outside the default branch's history, for an
     │                                environment that takes only reviewed (merged) ones
@@ -46,6 +48,8 @@ Messages never contain secret values: callers pass already-redacted text.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from typing import TYPE_CHECKING, Any
 
@@ -197,6 +201,20 @@ class ApprovalTimedOut(ApprovalError):
 class ApprovalTampered(ApprovalError):
     """The approval text (the Prefect form's description, the request on the code host) was
     replaced after the run wrote it: an answer given on it proves nothing."""
+
+
+class ApplyFailed(GitopsError):
+    """Apply itself failed: part of the plan may be applied, so the deploy rolls back."""
+
+
+class DeployStopped(GitopsError):
+    """A deploy that ended without deploying: rejected, timed out, locked, blocked by a check,
+    rolled back. The payload of its Failed/Cancelled state (Prefect wants an exception there),
+    carrying the run's report."""
+
+    def __init__(self, message: str, report: Any) -> None:
+        self.report = report
+        super().__init__(message)
 
 
 class GitError(GitopsError):

@@ -810,16 +810,28 @@ class ApprovalText:
     deadline: str
     why: str = ""
     run_url: str = ""
+    overrides: tuple[str, ...] = ()
+    """Keys of the soft-mandatory checks that need a policy owner's override."""
+    policy_owners: tuple[str, ...] = ()
 
 
 def _how_to_approve(t: ApprovalText) -> list[str]:
     who = (", ".join(f"`{a}`" for a in t.approvers) + " (with write access)" if t.approvers
            else "anyone with write access to the repository")
     author = "" if t.allow_author else "; not the change's author"
-    return [
-        f"Needs **{t.needed}** approval(s) from distinct accounts: {who}{author}. "
-        f"Approve on the pull request (or the commit) with a new comment or review:",
-        "", f"    /gitops approve {t.environment} {t.fingerprint}", "",
+    lines: list[str] = []
+    if t.needed:
+        lines += [f"Needs **{t.needed}** approval(s) from distinct accounts: {who}{author}. "
+                  f"Approve on the pull request (or the commit) with a new comment or review:",
+                  "", f"    /gitops approve {t.environment} {t.fingerprint}", ""]
+    if t.overrides:
+        owners = (", ".join(f"`{o}`" for o in t.policy_owners) if t.policy_owners
+                  else "nobody: this environment names no `policy_owners`")
+        lines += [f"Soft-mandatory check(s) block this plan until a policy owner ({owners}"
+                  f"{author}) overrides each, with a new comment:", ""]
+        lines += [f"    /gitops override {t.environment} {key} {t.fingerprint} <reason>"
+                  for key in t.overrides] + [""]
+    return lines + [
         f"Reject with `/gitops reject {t.environment} <reason>`. From a shell, "
         f"`gitops-flows approve {t.environment}` posts that comment as your GitHub account.",
         "The Prefect UI form accepts a rejection from anyone; "

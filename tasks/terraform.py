@@ -18,7 +18,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from gitops.checks import CheckReport, blocking, describe_blocking
+from gitops.checks import CheckReport, describe_blocking, unoverridable
 from gitops.errors import ConfigError, PolicyViolation, StalePlan, TerraformValidateFailed
 from gitops.guard import check_stack_backend
 from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
@@ -185,14 +185,18 @@ def plan_stack(ws: EnvWorkspace) -> StagedPlan:
 
 @task(name="checks", cache_policy=NO_CACHE)
 def enforce_checks(staged: StagedPlan) -> None:
-    """Fail the run before anything is applied if any check report blocks (a mandatory check's
-    finding, or a check that could not be evaluated). Advisory findings are logged only."""
+    """Fail the run before anything is applied if a check report blocks and nobody may override
+    it (a hard-mandatory finding, a check that could not be evaluated). Advisory findings are
+    logged; soft-mandatory ones too, and the approval stage asks a policy owner to override."""
     logger = get_run_logger()
     for report in staged.checks:
         if report.findings and not report.blocks:
             logger.warning("%s: %s (advisory): %s", staged.environment, report.name,
                            report.summary())
-    stopped = blocking(staged.checks)
+        elif report.overridable:
+            logger.warning("%s: %s (soft-mandatory): %s; a policy owner's override is needed",
+                           staged.environment, report.name, report.summary())
+    stopped = unoverridable(staged.checks)
     if not stopped:
         return
     raise PolicyViolation(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from gitops.commands import override_command
 from gitops.approval import (
     ApprovalInput,
     ApprovalRequest,
@@ -189,3 +190,61 @@ def test_a_declared_and_a_verified_approval_make_two() -> None:
     again, _ = judge_form(ApprovalInput(approve=True, approver="Alice"), rule, REQUEST,
                           author_name="C", author_email="c@x")
     assert result.with_answer(again, None).verdict == "waiting"  # the same account, twice
+
+
+OVERRIDE_RULE = ApprovalSettings(required=True, policy_owners=("acme/security",))
+SOFT = ApprovalRequest("prod", FP, T0, commit_author="carol", pr_author="dave",
+                       approvals_needed=0, overrides_needed=("stateful_resources.rego",))
+
+
+def security() -> FakeIdentities:
+    ids = FakeIdentities()
+    ids.teams["acme/security"] = {"bob", "carol"}
+    return ids
+
+
+def test_override_command_names_the_check_and_the_plan() -> None:
+    command = parse_command(override_command("prod", "stateful_resources.rego", FP, "planned"))
+    assert (command.verb, command.check, command.argument, command.reason) == (
+        "override", "stateful_resources.rego", FP, "planned")
+
+
+def test_a_policy_owner_overrides_a_soft_mandatory_check_for_this_plan_only() -> None:
+    ids = security()
+    override = override_command("prod", "stateful_resources.rego", FP, "we mean it")
+    result = tally(SOFT, OVERRIDE_RULE, [said("bob", override)], ids)
+    assert result.verdict == "approved"
+    (record,) = result.overrides
+    assert (record.login, record.check, record.reason, record.verified) == (
+        "bob", "stateful_resources.rego", "we mean it", True)
+    assert "stateful_resources.rego overridden by @bob" in result.progress()
+
+
+@pytest.mark.parametrize("login, body, why", [
+    ("alice", override_command("prod", "stateful_resources.rego", FP), "not a policy owner"),
+    ("carol", override_command("prod", "stateful_resources.rego", FP), "wrote this change"),
+    ("bob", override_command("prod", "other.rego", FP), "no soft-mandatory check 'other.rego'"),
+    ("bob", override_command("prod", "stateful_resources.rego", "0000@1#1"), "went stale"),
+])
+def test_an_override_that_does_not_count(login, body, why) -> None:
+    result = tally(SOFT, OVERRIDE_RULE, [said(login, body)], security())
+    assert result.verdict == "waiting" and why in result.refused[0].why
+    assert "still needed for stateful_resources.rego" in result.progress()
+
+
+def test_without_policy_owners_nobody_overrides() -> None:
+    result = tally(SOFT, RULE, [said("bob", override_command(
+        "prod", "stateful_resources.rego", FP))], security())
+    assert result.verdict == "waiting" and "names no policy owners" in result.refused[0].why
+
+
+def test_an_approval_does_not_override_and_an_override_does_not_approve() -> None:
+    both = ApprovalRequest("prod", FP, T0, overrides_needed=("stateful_resources.rego",))
+    ids = security()
+    only_approval = tally(both, OVERRIDE_RULE, [said("alice", APPROVE)], ids)
+    assert only_approval.verdict == "waiting"
+    only_override = tally(both, OVERRIDE_RULE, [said("bob", override_command(
+        "prod", "stateful_resources.rego", FP))], ids)
+    assert only_override.verdict == "waiting"
+    assert tally(both, OVERRIDE_RULE, [said("alice", APPROVE), said("bob", override_command(
+        "prod", "stateful_resources.rego", FP), minutes=2)], ids).verdict == "approved"

@@ -15,6 +15,7 @@ from gitops.github import GitHubClient
 from tests.test_deploy_flow import (  # noqa: F401 - fixtures
     Background,
     argocd,
+    deploy_state,
     find_paused_run,
     infra,
     run_files_left,
@@ -220,10 +221,64 @@ def test_a_rejection_on_github_ends_the_run_cancelled(sandbox, infra, github, mo
 
     assert code == 0 and "rejected" in out
     assert state.is_cancelled()
-    report = state.result(raise_on_failure=False)
+    report = state.result(raise_on_failure=False).report
     assert report.outcome == "rejected"
     (record,) = report.approvals
     assert (record.login, record.decision, record.verified, record.reason) == (
         "bob", "rejected", True, "not during the freeze")
     assert state_versions(sandbox, env) == 0
     assert "rejected by @bob" in request_comment(github, env, sha=sha)
+
+
+def test_a_pr_that_destroys_the_database_is_blocked_until_a_policy_owner_overrides_it(
+        sandbox, infra, argocd, github, control, monkeypatch, capsys):
+    """The soft-mandatory stateful_resources policy (the default branch's): shown on the PR,
+    then at deploy the plan waits for an override by a policy owner, and is applied after it."""
+    from flows.pr_plan import pr_plan
+    from gitops.git import run_git
+
+    env = "e2e-ovr"
+    infra.add_environment(env)  # like staging: no approval; policy_owners = ["acme/platform"]
+    first = infra.push(f"Add {env}")
+    assert deploy_state(env, first).is_completed()  # no approval rule: deployed at once
+
+    infra.set_var(env, "db_name_suffix", '"-v2"')  # renames the database: it is replaced
+    head = infra.push_branch("rename-db", f"Rename {env}'s database")
+    pr = pr_plan(repository=SANDBOX_REPOSITORY, pr_number=52, head_sha=head, base_ref="main",
+                 return_state=True)
+    assert pr.is_completed(), pr.message
+    with github("dev") as reader:
+        plan_comment = "\n".join(c.body for c in reader.list_comments(SANDBOX_REPOSITORY, 52))
+    assert "stateful_resources" in plan_comment and "soft-mandatory" in plan_comment
+    assert "policy owner overrides it" in plan_comment
+
+    # Merged: the deploy plans the same replacement and waits for an override.
+    run_git(["merge", "--quiet", "--no-ff", "-m", "Merge pull request #52", "rename-db"],
+            cwd=infra.path)
+    run_git(["push", "--quiet", "origin", "HEAD:main"], cwd=infra.path)
+    merged = run_git(["rev-parse", "HEAD"], cwd=infra.path).strip()
+    control.add_pull(SANDBOX_REPOSITORY, 52, "dev", head_sha=head, merge_commit_sha=merged,
+                     merged=True)
+    versions = state_versions(sandbox, env)
+    run = Background(env, merged)
+    paused = find_paused_run(env)
+    request = request_comment(github, env, pr=52)
+    assert f"/gitops override {env} stateful_resources.rego" in request
+
+    code, _, err = approve_cli(sandbox, monkeypatch, capsys, "bob", env,
+                               "--override", "stateful_resources.rego")
+    assert code == 1 and "not a policy owner" in err  # write access, not acme/platform
+    code, out, err = approve_cli(sandbox, monkeypatch, capsys, "alice", env)  # an approval is
+    assert "still needed for stateful_resources.rego" in out, err            # not an override
+    assert find_paused_run(env).id == paused.id and state_versions(sandbox, env) == versions
+    code, out, _ = approve_cli(sandbox, monkeypatch, capsys, "alice", env, "--override",
+                               "stateful_resources.rego", "--reason", "the data is migrated")
+    assert code == 0 and "approved" in out
+    state = run.join()
+
+    assert state.is_completed(), state.message
+    overrides = [a for a in state.result().approvals if a.decision == "overridden"]
+    assert [(o.login, o.check, o.reason, o.verified) for o in overrides] == [
+        ("alice", "stateful_resources.rego", "the data is migrated", True)]
+    assert state_versions(sandbox, env) > versions
+    assert "stateful_resources.rego overridden by @alice" in request_comment(github, env, pr=52)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops.checks import (
-    OVERRIDE_NOT_AVAILABLE, CheckLevel, CheckReport, Finding, blocking, describe_blocking,
+    OVERRIDE_NEEDED, CheckLevel, CheckReport, Finding, blocking, describe_blocking,
 )
 from gitops.plan import load_plan
 from gitops.policy import TAG_CHECK, tag_check
@@ -30,7 +30,7 @@ def test_findings_block_unless_advisory() -> None:
     clean = CheckReport("c", CheckLevel.HARD_MANDATORY)
     assert blocking([hard, soft, advice, clean]) == (hard, soft)
     assert advice.status == "advisory" and clean.status == "passed" and clean.passed
-    assert OVERRIDE_NOT_AVAILABLE in soft.summary()
+    assert OVERRIDE_NEEDED in soft.summary()
     text = describe_blocking([hard, soft, advice])
     assert "aws_s3_bucket.logs: bad" in text and "a [advisory]" not in text
 

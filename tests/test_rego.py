@@ -47,7 +47,7 @@ def test_level_header_and_other_packages(tmp_path: Path) -> None:
     lib = "package lib\nimport rego.v1\ndeny contains 1 if true\n"  # not checked: a library
     (report,) = evaluate(tmp_path, {"soft.rego": soft, "lib.rego": lib})
     assert report.level is CheckLevel.SOFT_MANDATORY and report.blocks
-    assert "override is not available yet" in report.summary()
+    assert "until a policy owner overrides it" in report.summary()
 
 
 def test_env_folders_apply_to_their_environment_only(tmp_path: Path) -> None:

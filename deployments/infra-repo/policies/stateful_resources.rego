@@ -2,7 +2,7 @@
 #
 # No destroy or replace of a resource that holds data (databases, buckets, volumes, file systems,
 # caches, keys) without an override by a policy owner. Soft-mandatory: sometimes it is exactly
-# what is meant, but never by accident. (Overrides are not available yet: it blocks.)
+# what is meant, but never by accident: `/gitops override <env> stateful_resources.rego <fp>`.
 package gitops.stateful_resources
 
 import rego.v1

@@ -34,7 +34,7 @@ module "lb" {
 module "db" {
   source = "../../sandbox/modules/database"
 
-  name     = "${local.prefix}-db"
+  name     = "${local.prefix}-db${var.db_name_suffix}"
   password = var.db_password
   tags     = { Component = "database" }
 }

@@ -47,3 +47,9 @@ variable "db_password" {
   type        = string
   sensitive   = true
 }
+
+variable "db_name_suffix" {
+  description = "Appended to the database's name. Changing it replaces the database (and its data)."
+  type        = string
+  default     = ""
+}

@@ -1,0 +1,123 @@
+"""The one plan → check → approve → apply stage, used by every path that changes infrastructure:
+deploy, the rollback subflow (and rollback by hand), drift remediation (a deploy).
+
+    plan_approve_apply(ws, commit, why=...) -> StageResult
+
+It plans, refuses a held lock, publishes the plan, runs every check, asks for approval when the
+environment's rule wants one, when something beyond the rule does (``why``: a state that moves) or
+when a soft-mandatory check needs a policy owner's override, and applies exactly the approved plan.
+A state that moved between plan and apply re-plans and asks again (up to ``MAX_REPLANS`` times).
+
+Expected outcomes are values (:class:`StageOutcome`); a failure of apply itself raises
+:class:`ApplyFailed` (the caller rolls back), any failure before apply raises what failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from prefect.logging import get_run_logger
+
+from gitops.approval import ApprovalRecord
+from gitops.checks import needs_override
+from gitops.errors import (
+    ApplyFailed,
+    ApprovalTimedOut,
+    GitopsError,
+    PolicyViolation,
+    StalePlan,
+    StateLocked,
+)
+from gitops.git import Commit
+from gitops.workspace import EnvWorkspace
+from flows.common import plan_and_check, request_approval
+from tasks.terraform import StagedPlan, apply_staged_plan
+
+MAX_REPLANS = 2
+
+
+class StageOutcome(str, Enum):
+    """How the stage ended."""
+
+    APPLIED = "applied"
+    NOTHING_TO_APPLY = "nothing-to-apply"
+    NOT_APPROVED = "not-approved"
+    TIMED_OUT = "timed-out"
+    LOCKED = "locked"
+    BLOCKED = "blocked"
+    """A check blocks the plan and nobody may override it (or it could not be evaluated)."""
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What the stage did: its outcome, the plan it ended with, every answer that counted."""
+
+    outcome: StageOutcome
+    staged: StagedPlan | None
+    approvals: tuple[ApprovalRecord, ...] = field(default_factory=tuple)
+    message: str = ""
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome is StageOutcome.APPLIED
+
+    @property
+    def changes(self) -> str:
+        """``"1 add, 0 change, 0 destroy, 0 replace"`` for the plan it ended with."""
+        counts = self.staged.plan.counts if self.staged and self.staged.plan else None
+        return (f"{counts.add} add, {counts.change} change, {counts.destroy} destroy, "
+                f"{counts.replace} replace" if counts else "")
+
+    @property
+    def approvers(self) -> str:
+        """The accounts that approved the plan that was applied (comma-separated)."""
+        fingerprint = self.staged.fingerprint.short if self.staged and \
+            self.staged.fingerprint else None
+        return ", ".join(a.login for a in self.approvals
+                         if a.decision == "approved" and a.fingerprint == fingerprint)
+
+
+def plan_approve_apply(ws: EnvWorkspace, commit: Commit, *, why: str = "") -> StageResult:
+    """Plan ``ws``, check, ask where needed, apply; see the module docstring."""
+    logger = get_run_logger()
+    approvals: tuple[ApprovalRecord, ...] = ()
+    for attempt in range(MAX_REPLANS + 1):
+        try:
+            staged = plan_and_check(ws)
+        except StateLocked as exc:
+            return StageResult(StageOutcome.LOCKED, None, approvals, f"{ws.name}: {exc}")
+        except PolicyViolation as exc:
+            return StageResult(StageOutcome.BLOCKED, None, approvals, str(exc))
+        if not staged.has_changes:
+            logger.info("%s: no infrastructure changes at %s; nothing to apply, no approval "
+                        "needed", ws.name, commit.sha[:12])
+            return StageResult(StageOutcome.NOTHING_TO_APPLY, staged, approvals,
+                               f"{ws.name}: nothing to apply at {commit.sha[:12]}")
+        overrides = tuple(r.key for r in needs_override(staged.checks))
+        if ws.environment.approval.required or why or overrides:
+            try:
+                decision = request_approval(ws, staged, commit, why=why, overrides=overrides)
+            except ApprovalTimedOut as exc:
+                # Prefect's pause expiry already failed the run ("paused and never resumed");
+                # the log line says what it means here.
+                logger.error("%s", exc)
+                return StageResult(StageOutcome.TIMED_OUT, staged, approvals, str(exc))
+            approvals += decision.records
+            if decision.verdict != "approved":
+                return StageResult(StageOutcome.NOT_APPROVED, staged, approvals,
+                                   f"{ws.name}: not applied: {decision.message}")
+        try:
+            apply_staged_plan(ws, staged)
+        except StalePlan as exc:
+            if attempt == MAX_REPLANS:
+                raise
+            logger.warning("%s; planning again", exc)
+            continue
+        except StateLocked as exc:  # nothing was applied; a held lock is never broken here
+            return StageResult(StageOutcome.LOCKED, staged, approvals, f"{ws.name}: {exc}")
+        except GitopsError as exc:
+            raise ApplyFailed(f"apply failed: {exc}") from exc
+        result = StageResult(StageOutcome.APPLIED, staged, approvals)
+        return replace(result, message=f"{ws.name}: applied {commit.sha[:12]} ({result.changes})")
+    raise AssertionError("unreachable: the last attempt returns or raises")
