@@ -428,6 +428,10 @@ def _find_address(message: str, addresses: frozenset[str]) -> str | None:
 # the child process: a crash or a hang of the engine is a report, never the flow's end
 
 CHILD_MODULE = "gitops.rego_child"
+_CHILD_FLAGS = ("-P",)
+"""``-P``: the child's working directory (the policies directory, which may be a pull request's)
+is not put on ``sys.path``, so no ``regorus.py`` or ``gitops/`` shipped beside the policies can
+shadow the engine or this package: a policies directory holds Rego and data, never code."""
 
 
 def _child_env() -> dict[str, str]:
@@ -448,7 +452,7 @@ def check_plan(policies: Path, input_json: str, *, environment: str = "",
     if not policies.is_dir():
         return ()
     policies, root = policies.resolve(), root.resolve() if root else None
-    args = [sys.executable, "-m", CHILD_MODULE, "check", str(policies),
+    args = [sys.executable, *_CHILD_FLAGS, "-m", CHILD_MODULE, "check", str(policies),
             "--root", str(root or policies.parent), "--env", environment]
     if engine:
         args += ["--engine", engine]
@@ -478,7 +482,7 @@ def run_policy_tests(policies: Path, *, root: Path | None = None, timeout_second
     policies, root = policies.resolve(), root.resolve() if root else None
     results: list[TestResult] = []
     while True:
-        args = [sys.executable, "-m", CHILD_MODULE, "test", str(policies),
+        args = [sys.executable, *_CHILD_FLAGS, "-m", CHILD_MODULE, "test", str(policies),
                 "--root", str(root or policies.parent), "--skip", str(len(results))]
         if engine:
             args += ["--engine", engine]

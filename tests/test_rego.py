@@ -79,6 +79,18 @@ def test_check_plan_runs_in_a_child_process(tmp_path: Path) -> None:
     assert check_plan(tmp_path / "none", PLAN) == ()
 
 
+def test_python_files_beside_the_policies_never_run(tmp_path: Path) -> None:
+    """The child runs in the policies directory (a pull request's, for the comparison): modules
+    placed there must not shadow the engine or gitops."""
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').write('x')\n"
+    root = policies(tmp_path, {"a.rego": V0, "regorus.py": code, "gitops/__init__.py": code,
+                               "gitops/rego.py": code})
+    reports = check_plan(root, PLAN)
+    assert [r.status for r in reports] == ["blocked"]
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("engine, why", [("rego_fakes:CrashingEngine", "killed by SIGSEGV"),
                                          ("rego_fakes:HangingEngine", "longer than 2s")])
 def test_a_crash_or_a_hang_is_a_blocking_report_naming_the_file(tmp_path: Path, engine: str,
