@@ -447,7 +447,7 @@ def check_plan(policies: Path, input_json: str, *, environment: str = "",
     """The policies of ``policies`` on ``input_json``, evaluated in a child process.
 
     A timeout, a crash or unreadable output is one blocking error report naming the file and
-    rule being evaluated when it happened.
+    rule being evaluated when it happened (``replaces_set``: it stands for every check).
     """
     if not policies.is_dir():
         return ()
@@ -463,16 +463,18 @@ def check_plan(policies: Path, input_json: str, *, environment: str = "",
     except subprocess.TimeoutExpired as exc:
         return (CheckReport(name, CheckLevel.HARD_MANDATORY, error=(
             f"the policies took longer than {timeout_seconds:g}s (stopped) while evaluating "
-            f"{_last_progress(exc.stderr)}"), source=str(policies)),)
+            f"{_last_progress(exc.stderr)}"), source=str(policies), replaces_set=True),)
     if done.returncode != 0:
         return (CheckReport(name, CheckLevel.HARD_MANDATORY, error=(
             f"the Rego engine failed ({_exit(done.returncode)}) while evaluating "
-            f"{_last_progress(done.stderr)}: {_tail(done.stderr)}"), source=str(policies)),)
+            f"{_last_progress(done.stderr)}: {_tail(done.stderr)}"), source=str(policies),
+            replaces_set=True),)
     try:
         return tuple(_report_from_json(r) for r in json.loads(done.stdout)["reports"])
     except (ValueError, KeyError, TypeError) as exc:
         return (CheckReport(name, CheckLevel.HARD_MANDATORY,
-                            error=f"unreadable answer from the policy process: {exc}"),)
+                            error=f"unreadable answer from the policy process: {exc}",
+                            replaces_set=True),)
 
 
 def run_policy_tests(policies: Path, *, root: Path | None = None, timeout_seconds: float = 300.0,
