@@ -121,7 +121,8 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
 
     if change.affected.empty:
         body = no_environments_comment(change.changed_paths, head_sha=commit.sha,
-                                       pr_number=pr_number, base_ref=base_ref, run_url=url)
+                                       pr_number=pr_number, base_ref=base_ref, run_url=url,
+                                       policy_paths=policy_paths)
         comment = upsert_pr_comment(settings, repository, pr_number, body, MARKER)
         logger.info("#%d at %s affects no environment; said so on the PR", pr_number,
                     commit.sha[:12])

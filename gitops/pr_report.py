@@ -335,8 +335,10 @@ def plan_comment(reports: Sequence[EnvReport], affected: AffectedSet, *, head_sh
 
 
 def no_environments_comment(changed_paths: Sequence[str], *, head_sha: str, pr_number: int,
-                            base_ref: str, run_url: str | None = None) -> str:
-    """The comment for a PR that changes no environment (nothing planned, no statuses)."""
+                            base_ref: str, run_url: str | None = None,
+                            policy_paths: Sequence[str] = ()) -> str:
+    """The comment for a PR that changes no environment (nothing planned, no statuses);
+    ``policy_paths``, the policy files it changes, are named: their effect is not shown."""
     shown = list(changed_paths[:MAX_LISTED_PATHS])
     listing = "\n".join(f"- `{p}`" for p in shown)
     if len(changed_paths) > len(shown):
@@ -346,6 +348,11 @@ def no_environments_comment(changed_paths: Sequence[str], *, head_sha: str, pr_n
             f"**No environment is affected**: nothing to plan. None of the {n} changed "
             f"file{'s' if n != 1 else ''} is in an environment folder, a stack, a module a stack "
             f"uses, or an Argo CD overlay.\n")
+    if policy_paths:
+        more = f" and {len(policy_paths) - 5} more" if len(policy_paths) > 5 else ""
+        body += (f"\nIt changes the policies ({', '.join(_code(p) for p in policy_paths[:5])}"
+                 f"{more}): with no plan made, their effect is not shown here. They judge "
+                 "plans once merged.\n")
     if listing:
         body += f"\n<details><summary>Changed files</summary>\n\n{listing}\n\n</details>\n"
     return redact_text(body)

@@ -103,6 +103,11 @@ def test_a_pr_changing_no_environment_says_so():
     assert body.startswith(MARKER + "\n")
     assert "No environment is affected" in body and "None of the 25 changed files" in body
     assert "`docs/0.md`" in body and "… and 5 more" in body
+    assert "changes the policies" not in body
+    policies = no_environments_comment(["policies/a.rego"], head_sha=SHA, pr_number=3,
+                                       base_ref="main", policy_paths=["policies/a.rego"])
+    assert "It changes the policies (`policies/a.rego`)" in policies
+    assert "their effect is not shown" in policies
 
 
 def test_the_closed_comment():
