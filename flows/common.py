@@ -198,15 +198,17 @@ def trusted_config(settings: GitopsSettings, base: Path, *, code: Path | None = 
 
 def workspace(settings: GitopsSettings, env: Environment, checkout: Path, sha: str,
               envs_dir: Path, phase: Phase, *, proposed_new: bool = False,
-              policies: Path | None = None) -> EnvWorkspace:
+              policies: Path | None = None,
+              proposed_policies: Path | None = None) -> EnvWorkspace:
     """A workspace for ``env`` on the code at ``checkout``, with the environment's grant and
-    the trusted Rego ``policies`` (see :meth:`TrustedConfig.policies`)."""
+    the trusted Rego ``policies`` (see :meth:`TrustedConfig.policies`); ``proposed_policies``
+    are a pull request's own, shown beside them (see :class:`EnvWorkspace`)."""
     for rel in (env.stack, env.var_file):
         if not inside_checkout(checkout, rel).exists():
             raise ConfigError(f"{env.name}: {rel} does not exist at {sha[:12]}")
     grant = load_grant(settings.grant_file).for_environment(env.name)
     return EnvWorkspace(settings, env, checkout, sha, envs_dir, grant, phase, proposed_new,
-                        policies)
+                        policies, proposed_policies=proposed_policies)
 
 
 def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, label: str = "checkout",

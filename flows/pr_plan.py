@@ -6,6 +6,8 @@
     commit status ``gitops/plan: <env>`` = pending for each → validate + plan each, at most
     ``settings.plan_concurrency`` at a time → each full plan as a markdown artifact → ONE PR comment
     (edited in place on every push) → each status success or failure.
+    The default branch's policies judge every plan; when the PR changes policies, its own are
+    evaluated on each plan too and the comment shows the difference (they judge nothing).
     A PR that affects no environment gets a comment saying so, and no statuses.
     A delivery for another repository than the configured one (``GITOPS_REPOSITORY``) is refused
     before anything is checked out.
@@ -28,7 +30,8 @@ from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from gitops.config import config_changes, with_trusted_rules
+from gitops.affected import changed_policies
+from gitops.config import config_changes, inside_checkout, with_trusted_rules
 from gitops.errors import ConfigError, UnsafeCheckout
 from gitops.grant import Phase
 from gitops.models import PlanStatus
@@ -114,10 +117,12 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
         refuse_pull_request(settings, repository, pr_number, head_sha, base_ref, str(exc), url)
         raise
     change = find_affected(settings, base / "head", base_ref, commit.sha)
+    policy_paths = changed_policies(change.changed_paths, settings.policies_dir)
 
     if change.affected.empty:
         body = no_environments_comment(change.changed_paths, head_sha=commit.sha,
-                                       pr_number=pr_number, base_ref=base_ref, run_url=url)
+                                       pr_number=pr_number, base_ref=base_ref, run_url=url,
+                                       policy_paths=policy_paths)
         comment = upsert_pr_comment(settings, repository, pr_number, body, MARKER)
         logger.info("#%d at %s affects no environment; said so on the PR", pr_number,
                     commit.sha[:12])
@@ -129,10 +134,11 @@ def pr_plan(repository: str, pr_number: int, head_sha: str, base_ref: str = "mai
         set_commit_status(settings, repository, commit.sha, "pending", status_context(name),
                           "planning…", url)
     try:
-        reports, notices = plan_environments(settings, change, base, commit.sha, pr_number)
+        reports, notices = plan_environments(settings, change, base, commit.sha, pr_number,
+                                             compare_policies=bool(policy_paths))
         body = plan_comment(list(reports.values()), change.affected, head_sha=commit.sha,
                             pr_number=pr_number, base_ref=base_ref, run_url=url,
-                            notices=list(notices.values()))
+                            notices=list(notices.values()), policy_paths=policy_paths)
         newer = superseding_run()
         if newer:  # a newer push arrived while planning: its run owns the comment
             logger.info("#%d: leaving the comment to the newer run %s", pr_number, newer)
@@ -166,7 +172,7 @@ def pr_closed(repository: str, pr_number: int) -> int | None:
 
 
 def plan_environments(settings: GitopsSettings, change: PullRequestChange, base: Path,
-                      sha: str, pr_number: int
+                      sha: str, pr_number: int, *, compare_policies: bool = False
                       ) -> tuple[dict[str, EnvReport], dict[str, ConfigNotice]]:
     """Validate then plan each affected environment (bounded); publish each plan as an artifact.
 
@@ -174,12 +180,16 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
     the ``proposed`` phase's grant; a new environment (not on the default branch) against an
     empty local state with the new-environment credentials and no secrets. What the PR changes
     in a configuration is returned as notices, shown loud on the PR, and used by nothing.
+    The default branch's policies judge each plan; with ``compare_policies`` the PR's own
+    are evaluated on it too, for the comment only.
     """
     url = flow_run_url(settings)
     reports: dict[str, EnvReport] = {}
     config = trusted_config(settings, base)
     trusted, trusted_broken = config.environments, config.broken
     policies = config.policies(settings)  # the default branch's, never the PR's
+    proposed_policies = (inside_checkout(base / "head", settings.policies_dir)
+                         if compare_policies else None)  # the PR's: shown, judging nothing
     notices: dict[str, ConfigNotice] = {}
     for name, why in change.broken.items():
         reports[name] = EnvReport(name, error=_clip(f"configuration does not load: {why}"),
@@ -194,7 +204,7 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
             if name in trusted:
                 ws = workspace(settings, with_trusted_rules(proposed, trusted[name]),
                                base / "head", sha, base / "pr-envs", Phase.PROPOSED,
-                               policies=policies)
+                               policies=policies, proposed_policies=proposed_policies)
                 notices[name] = ConfigNotice(name, changes=tuple(
                     config_changes(trusted[name], proposed)),
                     withheld=ws.grant.secret_grant(
@@ -208,7 +218,8 @@ def plan_environments(settings: GitopsSettings, change: PullRequestChange, base:
                     checkout_commit(settings.repository_url, Path(settings.workdir), sha,
                                     new_checkout)
                 ws = workspace(settings, proposed, new_checkout, sha, base / "pr-new-envs",
-                               Phase.PROPOSED, proposed_new=True, policies=policies)
+                               Phase.PROPOSED, proposed_new=True, policies=policies,
+                               proposed_policies=proposed_policies)
                 backend = proposed.backend
                 refusal = None
                 try:
@@ -269,7 +280,8 @@ def env_report(settings: GitopsSettings, staged: StagedPlan, pr_number: int,
         render_plan_markdown(staged.environment, staged.plan, staged.checks),
         f"terraform plan of {staged.environment} for PR #{pr_number} at {staged.commit[:12]}")
     return EnvReport(staged.environment, plan=staged.plan, checks=staged.checks,
-                     artifact_url=artifact_url(settings, artifact_id), run_url=url)
+                     artifact_url=artifact_url(settings, artifact_id), run_url=url,
+                     proposed_checks=staged.proposed_checks)
 
 
 def refuse_pull_request(settings: GitopsSettings, repository: str, pr_number: int, sha: str,

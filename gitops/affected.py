@@ -11,7 +11,9 @@ affects an environment when it is:
     overlay      under the environment's Argo CD overlay (``overlays/<env>/`` or the ``path`` of
                  its ``[argocd]`` settings): only Argo CD changes, but it is planned all the same
 
-Anything else (README, ``.github/``, another stack's module) affects nothing. One path may affect
+Anything else (README, ``.github/``, another stack's module) affects nothing; a change under the
+policies directory (:func:`changed_policies`) is not planned for itself either, but is shown on
+the plans that are made. One path may affect
 many environments (a shared module), and every environment it affects is listed with the reason.
 
 Nothing is written; the only I/O is reading the stacks' ``*.tf`` files under ``repo_root`` to find
@@ -29,7 +31,8 @@ from pathlib import Path
 
 from gitops.config import DEFAULT_ENVIRONMENTS_DIR, Environment
 
-__all__ = ["AffectedSet", "Impact", "Reason", "affected_environments", "local_modules"]
+__all__ = ["AffectedSet", "Impact", "Reason", "affected_environments", "changed_policies",
+           "local_modules"]
 
 _LOCAL_SOURCE = re.compile(r'^\s*"?source"?\s*[=:]\s*"(\.\.?/[^"]*)"', re.MULTILINE)
 """A module block's local source (HCL ``source = "../x"`` or JSON ``"source": "../x"``)."""
@@ -187,3 +190,12 @@ def affected_environments(changed_paths: Iterable[str],
             unaffecting.append(path)
     impacts.sort(key=lambda i: (i.env, i.path))
     return AffectedSet(tuple(impacts), tuple(unaffecting))
+
+
+def changed_policies(changed_paths: Iterable[str], policies_dir: str) -> tuple[str, ...]:
+    """The changed paths under the policies directory (its ``env/<name>/`` folders included)."""
+    folder = _normalise(policies_dir)
+    if folder is None:
+        return ()
+    return tuple(sorted({p for p in (_normalise(raw) for raw in changed_paths)
+                         if p is not None and _under(p, folder) and p != folder}))

@@ -428,6 +428,10 @@ def _find_address(message: str, addresses: frozenset[str]) -> str | None:
 # the child process: a crash or a hang of the engine is a report, never the flow's end
 
 CHILD_MODULE = "gitops.rego_child"
+_CHILD_FLAGS = ("-P",)
+"""``-P``: the child's working directory (the policies directory, which may be a pull request's)
+is not put on ``sys.path``, so no ``regorus.py`` or ``gitops/`` shipped beside the policies can
+shadow the engine or this package: a policies directory holds Rego and data, never code."""
 
 
 def _child_env() -> dict[str, str]:
@@ -443,12 +447,12 @@ def check_plan(policies: Path, input_json: str, *, environment: str = "",
     """The policies of ``policies`` on ``input_json``, evaluated in a child process.
 
     A timeout, a crash or unreadable output is one blocking error report naming the file and
-    rule being evaluated when it happened.
+    rule being evaluated when it happened (``replaces_set``: it stands for every check).
     """
     if not policies.is_dir():
         return ()
     policies, root = policies.resolve(), root.resolve() if root else None
-    args = [sys.executable, "-m", CHILD_MODULE, "check", str(policies),
+    args = [sys.executable, *_CHILD_FLAGS, "-m", CHILD_MODULE, "check", str(policies),
             "--root", str(root or policies.parent), "--env", environment]
     if engine:
         args += ["--engine", engine]
@@ -459,16 +463,18 @@ def check_plan(policies: Path, input_json: str, *, environment: str = "",
     except subprocess.TimeoutExpired as exc:
         return (CheckReport(name, CheckLevel.HARD_MANDATORY, error=(
             f"the policies took longer than {timeout_seconds:g}s (stopped) while evaluating "
-            f"{_last_progress(exc.stderr)}"), source=str(policies)),)
+            f"{_last_progress(exc.stderr)}"), source=str(policies), replaces_set=True),)
     if done.returncode != 0:
         return (CheckReport(name, CheckLevel.HARD_MANDATORY, error=(
             f"the Rego engine failed ({_exit(done.returncode)}) while evaluating "
-            f"{_last_progress(done.stderr)}: {_tail(done.stderr)}"), source=str(policies)),)
+            f"{_last_progress(done.stderr)}: {_tail(done.stderr)}"), source=str(policies),
+            replaces_set=True),)
     try:
         return tuple(_report_from_json(r) for r in json.loads(done.stdout)["reports"])
     except (ValueError, KeyError, TypeError) as exc:
         return (CheckReport(name, CheckLevel.HARD_MANDATORY,
-                            error=f"unreadable answer from the policy process: {exc}"),)
+                            error=f"unreadable answer from the policy process: {exc}",
+                            replaces_set=True),)
 
 
 def run_policy_tests(policies: Path, *, root: Path | None = None, timeout_seconds: float = 300.0,
@@ -478,7 +484,7 @@ def run_policy_tests(policies: Path, *, root: Path | None = None, timeout_second
     policies, root = policies.resolve(), root.resolve() if root else None
     results: list[TestResult] = []
     while True:
-        args = [sys.executable, "-m", CHILD_MODULE, "test", str(policies),
+        args = [sys.executable, *_CHILD_FLAGS, "-m", CHILD_MODULE, "test", str(policies),
                 "--root", str(root or policies.parent), "--skip", str(len(results))]
         if engine:
             args += ["--engine", engine]

@@ -83,7 +83,9 @@ class EnvReport:
     """What one environment's plan run produced, for the PR comment.
 
     ``plan`` is None when planning failed (then ``error`` says why, already free of secrets as
-    far as the caller knows; it is redacted again anyway) or did not run.
+    far as the caller knows; it is redacted again anyway) or did not run. ``checks`` are the
+    reports that judge the plan; ``proposed_checks`` what the pull request's own policies would
+    report instead (for display only; None: not evaluated).
     """
 
     env: str
@@ -92,6 +94,7 @@ class EnvReport:
     error: str | None = None
     artifact_url: str | None = None
     run_url: str | None = None
+    proposed_checks: tuple[CheckReport, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------

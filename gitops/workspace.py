@@ -36,6 +36,9 @@ class EnvWorkspace:
     """Why this commit, outside the default branch's history, runs anyway (the environment's
     ``allow_unmerged``); empty for a reviewed commit (and for pull-request plans, which plan
     unmerged heads by design and never apply)."""
+    proposed_policies: Path | None = None
+    """A pull request's own policies directory (which may not exist: the PR deleted it), set
+    when the PR changes policies: evaluated on the plan for display only, never judging it."""
 
     @property
     def name(self) -> str:

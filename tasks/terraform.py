@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from gitops.checks import CheckReport, describe_blocking, unoverridable
+from gitops.checks import CheckLevel, CheckReport, describe_blocking, unoverridable
 from gitops.errors import ConfigError, PolicyViolation, StalePlan, TerraformValidateFailed
 from gitops.guard import check_stack_backend
 from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
@@ -53,6 +54,9 @@ class StagedPlan:
     checks: tuple[CheckReport, ...]
     summary: str
     lock: LockInfo | None = None
+    proposed_checks: tuple[CheckReport, ...] | None = None
+    """The same checks with a pull request's own policies instead of the trusted ones (display
+    only); None when there were none to evaluate (``ws.proposed_policies``)."""
 
     @property
     def has_changes(self) -> bool:
@@ -150,23 +154,44 @@ def stage_plan(ws: EnvWorkspace, *, refresh_only: bool = False, label: str = "pl
                           "state is locked", lock=result.lock)
     register_all(sensitive_strings(result.plan_json))  # state-held secrets: masked from now on
     plan = parse_plan(result.plan_json)
-    checks = (tag_check(plan), *policy_checks(ws, result.plan_json))
+    tags = tag_check(plan)
+    trusted, proposed = policy_checks(ws, result.plan_json)
+    checks = (tags, *trusted)
     fingerprint = PlanFingerprint(plan_sha256=result.plan_sha256, state=result.state,
                                   commit=ws.commit)
     summary = render_plan_summary(plan, checks, fingerprint.short)
     return StagedPlan(ws.name, ws.commit, result.status, result.plan_file, fingerprint, plan,
-                      checks, summary)
+                      checks, summary,
+                      proposed_checks=None if proposed is None else (tags, *proposed))
 
 
-def policy_checks(ws: EnvWorkspace, plan_json: dict) -> tuple[CheckReport, ...]:
-    """The Rego policies of the *trusted* checkout (``ws.policies``) on this plan; none when the
-    workspace has no policies directory. Evaluated in a child process (gitops.rego)."""
-    if ws.policies is None:
+def policy_checks(ws: EnvWorkspace, plan_json: dict
+                  ) -> tuple[tuple[CheckReport, ...], tuple[CheckReport, ...] | None]:
+    """The Rego policies of the *trusted* checkout (``ws.policies``) on this plan (none when the
+    workspace has no policies directory), and those of ``ws.proposed_policies`` when set (else
+    None), each in a child process (gitops.rego) with the policy timeout; both at once, so the
+    proposed ones add no time. The proposed ones never raise: a failure is an error report."""
+    input_json = json.dumps(plan_json)
+    if ws.proposed_policies is None:
+        return _rego_reports(ws, ws.policies, input_json), None
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"policies-{ws.name}") as pool:
+        proposed = pool.submit(_rego_reports, ws, ws.proposed_policies, input_json)
+        trusted = _rego_reports(ws, ws.policies, input_json)
+        try:
+            return trusted, proposed.result()
+        except Exception as exc:  # noqa: BLE001 - shown on the PR, never the run's failure
+            return trusted, (CheckReport(
+                "policies (this pull request's)", CheckLevel.HARD_MANDATORY,
+                error=f"{type(exc).__name__}: {exc}", replaces_set=True),)
+
+
+def _rego_reports(ws: EnvWorkspace, policies: Path | None,
+                  input_json: str) -> tuple[CheckReport, ...]:
+    if policies is None:
         return ()
     from gitops.rego import check_plan
 
-    return check_plan(ws.policies, json.dumps(plan_json), environment=ws.name,
-                      root=ws.policies.parent,
+    return check_plan(policies, input_json, environment=ws.name, root=policies.parent,
                       timeout_seconds=ws.settings.policy_timeout_seconds)
 
 

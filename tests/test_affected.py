@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops.affected import AffectedSet, Impact, Reason, affected_environments, local_modules
+from gitops.affected import (
+    AffectedSet, Impact, Reason, affected_environments, changed_policies, local_modules,
+)
 from gitops.config import Environment, list_environments, load_environment
 from gitops.errors import ConfigError
 
@@ -146,3 +148,12 @@ def test_another_environments_dir(environments):
                       moved, environments_dir="envs")
     assert result.environments == ("prod",)
     assert result.unaffecting == ("terraform/environments/prod/prod.tfvars",)
+
+
+def test_changed_policies_are_the_paths_under_the_policies_directory():
+    paths = ["policies/cost_tags.rego", "./policies/env/prod/no_public_ingress.rego",
+             "policies-old/x.rego", "README.md", "terraform/policies/y.rego"]
+    assert changed_policies(paths, "policies/") == (
+        "policies/cost_tags.rego", "policies/env/prod/no_public_ingress.rego")
+    assert changed_policies(paths, "terraform/policies") == ("terraform/policies/y.rego",)
+    assert changed_policies(paths, "../outside") == ()

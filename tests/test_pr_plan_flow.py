@@ -304,3 +304,65 @@ def test_broken_tfvars_and_a_held_lock_are_reported_per_environment(receiver, gi
     assert "on terraform/environments/pr-tfv/pr-tfv.tfvars line 6" in body
     assert os.environ["GITOPS_WORKDIR"] not in body
     assert "| `pr-ok` | 4 | 0 | 0 | 0 | ✅ passed |" in body  # planned normally
+
+
+MIN_REPLICAS = """# gitops-flows: level = hard-mandatory
+package gitops.min_replicas
+
+import rego.v1
+
+deny contains msg if {
+\tsome rc in input.resource_changes
+\trc.type == "sandbox_service"
+\trc.change.after.replicas < 3
+\tmsg := sprintf("%s: at least 3 replicas", [rc.address])
+}
+"""
+
+
+def test_a_pull_request_changing_policies_shows_their_effect_but_main_judges_it(receiver, github,
+                                                                               infra):
+    """pr-loose bills its resources to another environment (cost_tags.rego blocks that) while
+    the PR makes cost_tags.rego advisory; pr-strict scales down while the PR adds a policy that
+    forbids it. The comment shows both sets' difference; the statuses are main's."""
+    infra.add_environment("pr-loose")
+    infra.add_environment("pr-strict")
+    infra.push("Add the pr-loose and pr-strict environments")
+    run_git(["checkout", "--quiet", "-b", "feature/policies"], cwd=infra.path)
+    infra.set_var("pr-loose", "environment", '"shared"')
+    infra.set_var("pr-strict", "replicas", "1")
+    cost_tags = infra.path / "policies" / "cost_tags.rego"
+    cost_tags.write_text(cost_tags.read_text().replace("level = hard-mandatory",
+                                                       "level = advisory"))
+    strict = infra.path / "policies" / "env" / "pr-strict" / "min_replicas.rego"
+    strict.parent.mkdir(parents=True)
+    strict.write_text(MIN_REPLICAS)
+    sha = push_branch(infra, "feature/policies", "Bill pr-loose to shared, loosen cost_tags")
+
+    answer = receiver.deliver("pull_request", pull_request("opened", number=105, head_sha=sha,
+                                                           branch="feature/policies"))
+    assert answer.status_code == 202, answer.text
+    state = receiver.launcher.states[-1]
+    assert state.is_completed(), state.message
+
+    got = statuses(github, sha)  # main's policies judge: cost_tags blocks, min_replicas is not
+    assert [s for s, _ in got["gitops/plan: pr-loose"]] == ["pending", "failure"]
+    assert got["gitops/plan: pr-loose"][-1][1].startswith("policy cost_tags.rego:")
+    assert [s for s, _ in got["gitops/plan: pr-strict"]] == ["pending", "success"]
+
+    (comment,) = plan_comments(github, 105)
+    body = comment.body
+    warning = body[body.index("> [!WARNING]"):body.index("| Environment |")]
+    assert ("**This pull request would stop blocking** what the default branch's policies "
+            "block: `pr-loose` (`policy cost_tags.rego`)") in warning
+    assert "`policies/cost_tags.rego`" in warning
+    assert "`policies/env/pr-strict/min_replicas.rego`" in warning
+    assert "The default branch's policies judge this pull request" in warning
+    assert ("- `pr-loose`: **blocked** under the default branch's policies, would pass under "
+            "this pull request's") in warning
+    assert "`policy cost_tags.rego`: hard-mandatory → **advisory** (4 findings)" in warning
+    assert ("    - `policy cost_tags.rego` (hard-mandatory): `module.web.sandbox_service.this`: "
+            '`tag Environment is "shared", but this is environment "pr-loose"`') in warning
+    assert ("- `pr-strict`: passes under the default branch's policies, **would block** under "
+            "this pull request's") in warning
+    assert "at least 3 replicas" in warning and "policy added" in warning

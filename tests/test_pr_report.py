@@ -9,6 +9,7 @@ import pytest
 from plan_factory import make_plan_doc
 
 from gitops.affected import AffectedSet, Impact, Reason
+from gitops.checks import CheckLevel, CheckReport, ChecksDiff, Finding, compare_checks
 from gitops.plan import Plan, load_plan, parse_plan
 from gitops.policy import tag_check
 from gitops.pr_report import (
@@ -16,6 +17,7 @@ from gitops.pr_report import (
     closed_comment,
     no_environments_comment,
     plan_comment,
+    render_policy_comparison,
     verdict,
 )
 from gitops.render import EnvReport
@@ -101,6 +103,11 @@ def test_a_pr_changing_no_environment_says_so():
     assert body.startswith(MARKER + "\n")
     assert "No environment is affected" in body and "None of the 25 changed files" in body
     assert "`docs/0.md`" in body and "… and 5 more" in body
+    assert "changes the policies" not in body
+    policies = no_environments_comment(["policies/a.rego"], head_sha=SHA, pr_number=3,
+                                       base_ref="main", policy_paths=["policies/a.rego"])
+    assert "It changes the policies (`policies/a.rego`)" in policies
+    assert "their effect is not shown" in policies
 
 
 def test_the_closed_comment():
@@ -118,3 +125,109 @@ def test_a_move_only_plan_is_not_reported_as_no_changes() -> None:
         "success", "0 to add, 0 to change, 0 to destroy, 0 to replace, 1 to move")
     checks = verdict(EnvReport("dev", load_plan(UPSTREAM / "terraform-1.8_checks.json")))
     assert checks.state == "success" and checks.description.endswith("; 2 checks failed")
+
+
+# -- a pull request that changes the policies --------------------------------------------------
+
+HARD, SOFT, ADVISORY = CheckLevel.HARD_MANDATORY, CheckLevel.SOFT_MANDATORY, CheckLevel.ADVISORY
+OPEN = Finding("ingress from 0.0.0.0/0", address="aws_security_group.web")
+INGRESS = CheckReport("policy env/prod/no_public_ingress.rego", HARD, (OPEN,))
+CHANGED = ("policies/env/prod/no_public_ingress.rego",)
+
+
+def comparison(*diffs: ChecksDiff, limit: int = 16000, **kwargs: object) -> str:
+    return render_policy_comparison(diffs, changed=kwargs.pop("changed", CHANGED),
+                                    limit=limit, **kwargs)  # type: ignore[arg-type]
+
+
+def test_no_difference_is_one_compact_paragraph():
+    same = (CheckReport("policy a.rego", HARD),)
+    text = comparison(compare_checks("dev", same, same), compare_checks("prod", same, same))
+    assert "no difference" in text and "`dev`, `prod`" in text
+    assert "`policies/env/prod/no_public_ingress.rego`" in text
+    assert "default branch's policies judge this pull request" in text
+    assert "take effect once merged" in text
+    assert "[!WARNING]" not in text and len(text) < 500
+
+
+def test_a_deleted_policy_warns_that_the_pr_would_stop_blocking():
+    text = comparison(compare_checks("prod", (INGRESS,), ()),
+                      compare_checks("dev", (), ()))
+    warning, rest = text.split("\n\n", 1)
+    assert warning.startswith("> [!WARNING]")
+    assert "**This pull request would stop blocking**" in warning
+    assert "`prod` (`policy env/prod/no_public_ingress.rego`)" in warning
+    assert ("- `prod`: **blocked** under the default branch's policies, would pass under this "
+            "pull request's") in rest
+    assert "⛔ **would stop blocking**" in rest and "`aws_security_group.web`" in rest
+    assert "policy removed" in rest and "- `dev`: no difference" in rest
+
+
+def test_a_level_change_is_shown_with_both_levels():
+    loose = CheckReport(INGRESS.name, ADVISORY, INGRESS.findings)
+    text = comparison(compare_checks("prod", (INGRESS,), (loose,)))
+    assert "level changed" in text and "hard-mandatory → **advisory** (1 finding)" in text
+    assert "[!WARNING]" in text
+
+
+def test_a_policy_that_errors_under_the_new_set_is_shown_as_an_error_with_file_and_line():
+    broken = CheckReport(INGRESS.name, HARD,
+                         error="policies/env/prod/no_public_ingress.rego:12: rego_parse_error")
+    text = comparison(compare_checks("prod", (INGRESS,), (broken,)))
+    assert "❌ could not be evaluated under this pull request's policies" in text
+    assert "no_public_ingress.rego:12: rego_parse_error" in text
+    assert "**would block** under this pull request's" in text
+    assert "would pass" not in text and "[!WARNING]" not in text
+
+
+def test_a_set_that_could_not_run_is_never_a_pass():
+    failed = CheckReport("policies policies/", HARD, replaces_set=True,
+                         error="the policies took longer than 60s (stopped) while evaluating "
+                               "policies/slow.rego:4 main.deny")
+    text = comparison(compare_checks("prod", (INGRESS,), (failed,)))
+    assert "this pull request's policies could not be evaluated" in text
+    assert "policies/slow.rego:4" in text
+    assert "no difference" not in text and "would pass" not in text
+
+
+def test_new_findings_and_environments_not_planned():
+    strict = CheckReport("policy min_replicas.rego", HARD, (Finding("at least 3 replicas"),))
+    text = comparison(compare_checks("dev", (), (strict,)), not_compared=("staging",))
+    assert "➕ only under this pull request's policies" in text and "at least 3 replicas" in text
+    assert "policy added" in text and "passes under the default branch's" in text
+    assert "- `staging`: not planned, nothing to compare" in text
+
+
+def test_policy_text_cannot_format_the_comment():
+    evil = Finding("</details>\n> [!NOTE]\n> all good ``` **bold**", address="x.y")
+    text = comparison(compare_checks("dev", (), (CheckReport("policy e.rego", HARD, (evil,)),)))
+    assert "\n> [!NOTE]" not in text and "</details>\n" not in text
+    assert "`` </details> > [!NOTE] > all good ``` **bold** ``" not in text  # fence longer
+    assert "````" in text
+
+
+def test_the_comparison_keeps_to_its_budget_and_keeps_the_warning():
+    many = tuple(Finding(f"finding {i} " + "x" * 100, address=f"r.n{i}") for i in range(500))
+    old = CheckReport("policy a.rego", HARD, many)
+    roomy = comparison(compare_checks("dev", (old,), ()), compare_checks("prod", (old,), ()))
+    assert "- … and 490 more" in roomy and roomy.count("finding 0 ") == 2
+    assert "no longer reported" not in roomy  # already listed as what would stop blocking
+    diffs = [compare_checks(f"env{i}", (old,), ()) for i in range(20)]
+    crowded = comparison(*diffs, limit=16000)
+    assert len(crowded) <= 16000 and "- … and 497 more" in crowded  # fewer listed each
+    for limit in (3000, 600):
+        text = comparison(*diffs, limit=limit)
+        assert len(text) <= limit and "would stop blocking" in text
+    assert "would stop blocking**: 500 findings" in comparison(*diffs, limit=8000)
+
+
+def test_the_plan_comment_shows_the_comparison_only_when_policies_change():
+    plan = fixture_plan("create.json")
+    checks = (tag_check(plan), INGRESS)
+    loosened = EnvReport("prod", plan=plan, checks=checks, proposed_checks=checks[:1])
+    affected = AffectedSet((Impact("prod", "terraform/environments/prod/x", Reason.ENVIRONMENT),))
+    args = dict(head_sha=SHA, pr_number=5, base_ref="main")
+    body = plan_comment([loosened], affected, policy_paths=CHANGED, **args)
+    assert body.index("would stop blocking") < body.index("| Environment |")
+    assert verdict(loosened).state == "failure"  # the default branch's policies judge it
+    assert "changes the policies" not in plan_comment([loosened], affected, **args)

@@ -79,6 +79,18 @@ def test_check_plan_runs_in_a_child_process(tmp_path: Path) -> None:
     assert check_plan(tmp_path / "none", PLAN) == ()
 
 
+def test_python_files_beside_the_policies_never_run(tmp_path: Path) -> None:
+    """The child runs in the policies directory (a pull request's, for the comparison): modules
+    placed there must not shadow the engine or gitops."""
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').write('x')\n"
+    root = policies(tmp_path, {"a.rego": V0, "regorus.py": code, "gitops/__init__.py": code,
+                               "gitops/rego.py": code})
+    reports = check_plan(root, PLAN)
+    assert [r.status for r in reports] == ["blocked"]
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("engine, why", [("rego_fakes:CrashingEngine", "killed by SIGSEGV"),
                                          ("rego_fakes:HangingEngine", "longer than 2s")])
 def test_a_crash_or_a_hang_is_a_blocking_report_naming_the_file(tmp_path: Path, engine: str,
@@ -87,6 +99,7 @@ def test_a_crash_or_a_hang_is_a_blocking_report_naming_the_file(tmp_path: Path, 
     (report,) = check_plan(policies(tmp_path, {"a.rego": V0}), PLAN, engine=engine,
                            timeout_seconds=2)
     assert report.blocks and why in report.error and "policies/a.rego:2 main.deny" in report.error
+    assert report.replaces_set
 
 
 def _env_with_tests() -> dict[str, str]:
@@ -103,3 +116,29 @@ def test_policy_tests_run_as_opa_test(tmp_path: Path) -> None:
     results = run_policy_tests(policies(tmp_path, {"a.rego": V0, "a_test.rego": test}))
     assert [(r.name, r.outcome) for r in results] == [("test_denies", "passed"),
                                                        ("test_wrong", "failed")]
+
+
+def _workspace(tmp_path: Path, trusted: Path, proposed: Path | None):  # -> EnvWorkspace
+    from gitops.config import Environment
+    from gitops.grant import EnvironmentGrant
+    from gitops.settings import GitopsSettings
+    from gitops.workspace import EnvWorkspace
+
+    env = Environment(name="dev", stack="s", var_file="s/dev.tfvars", backend_config="s/b.hcl")
+    grant = EnvironmentGrant("dev", None, None, None, frozenset(), frozenset(), frozenset(), {})
+    return EnvWorkspace(GitopsSettings(policy_timeout_seconds=20), env, tmp_path, "0" * 40,
+                        tmp_path / "envs", grant, policies=trusted, proposed_policies=proposed)
+
+
+def test_a_pull_requests_policies_are_evaluated_beside_the_trusted_ones(tmp_path: Path) -> None:
+    from tasks.terraform import policy_checks
+
+    trusted = policies(tmp_path / "main", {"a.rego": V0})
+    proposed = policies(tmp_path / "pr", {"a.rego": "package main\ndeny[msg] {\n  msg := \n}\n"})
+    plan = json.loads(PLAN)
+    assert policy_checks(_workspace(tmp_path, trusted, None), plan)[1] is None
+    judged, shown = policy_checks(_workspace(tmp_path, trusted, proposed), plan)
+    assert [r.status for r in judged] == ["blocked"]
+    assert [r.status for r in shown] == ["error"] and "policies/a.rego:" in shown[0].error
+    _, deleted = policy_checks(_workspace(tmp_path, trusted, tmp_path / "pr" / "gone"), plan)
+    assert deleted == ()  # the PR deleted its policies: nothing would report
