@@ -60,7 +60,7 @@ module "web" {
 module "db" {
   source = "../../modules/aws/database"
 
-  name                       = local.prefix
+  name                       = "${local.prefix}${var.db_name_suffix}"
   vpc_id                     = module.network.vpc_id
   subnet_ids                 = module.network.private_subnet_ids
   allowed_security_group_ids = [module.web.security_group_id]

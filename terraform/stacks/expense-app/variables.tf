@@ -53,3 +53,9 @@ variable "region" {
   type        = string
   default     = "us-east-1"
 }
+
+variable "db_name_suffix" {
+  description = "Appended to the database's name. Changing it replaces the database (and its data)."
+  type        = string
+  default     = ""
+}
