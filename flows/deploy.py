@@ -7,7 +7,7 @@ rollback subflow and the run ends Failed saying what was rolled back to what.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 from prefect import flow
 from prefect.logging import get_run_logger
@@ -31,7 +31,7 @@ from tasks.dns import DnsChange, point_dns, record_value
 from tasks.records import last_good_backend, last_good_commit, record_last_good
 from tasks.terraform import read_outputs, validate_stack
 
-class DeployOutcome(str, Enum):
+class DeployOutcome(StrEnum):
     """How a deploy ended (a ``str``: ``outcome == "deployed"`` reads as it says)."""
 
     DEPLOYED = "deployed"

@@ -15,7 +15,7 @@ Expected outcomes are values (:class:`StageOutcome`); a failure of apply itself 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from prefect.logging import get_run_logger
 
@@ -37,7 +37,7 @@ from tasks.terraform import StagedPlan, apply_staged_plan
 MAX_REPLANS = 2
 
 
-class StageOutcome(str, Enum):
+class StageOutcome(StrEnum):
     """How the stage ended."""
 
     APPLIED = "applied"
