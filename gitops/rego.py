@@ -29,9 +29,11 @@ Files of one package must not disagree.
 
 Both Rego generations: a file is parsed as Rego v1, and, when that fails, as v0 (pre-1.0 OPA
 ``deny[msg] { ... }``). Never a silent wrong answer: a file that parses in neither, a rule that
-errors at run time, a rule whose value is not a conftest shape (notably an *object*: in v1 and
-in this engine ``deny[msg] if { ... }`` defines one) is an error report naming file:line, and an
-error report always blocks. Pure but for the child-process runner at the end.
+errors at run time, a built-in the engine answers wrongly without an error (``http.send``,
+refused wherever it is written), a rule whose value is not a conftest shape (notably an
+*object*: in v1 and in this engine ``deny[msg] if { ... }`` defines one) is an error report
+naming file:line, and an error report always blocks. Pure but for the child-process runner at
+the end.
 """
 
 from __future__ import annotations
@@ -132,6 +134,49 @@ class RegorusEngine:
         except RuntimeError as exc:
             raise _engine_error(exc) from None
         return UNDEFINED if value == "<undefined>" else value
+
+
+_SILENT_BUILTINS = {
+    "http.send": "the engine's `http.send` is a stub that is always undefined (it sends nothing), "
+                 "where OPA sends the request: every rule reaching it would silently find "
+                 "nothing",
+}
+"""Built-ins this engine has but answers wrongly *without an error*: refused wherever they are
+written (a call that is never reached would be harmless, but which are is input-dependent)."""
+_BUILTIN_CALL = re.compile(r"(?<![\w.])(" + "|".join(
+    re.escape(name).replace(r"\.", r"\s*\.\s*") for name in _SILENT_BUILTINS) + r")\s*\(")
+
+
+def _code_only(source: str) -> str:
+    """``source`` with comments and string literals blanked (newlines kept: lines still count)."""
+    out, i, n = [], 0, len(source)
+    while i < n:
+        c = source[i]
+        if c == "#":
+            j = source.find("\n", i)
+            j = n if j < 0 else j
+        elif c in "\"`":
+            j = i + 1
+            while j < n and source[j] != c and not (c == '"' and source[j] == "\n"):
+                j += 2 if c == '"' and source[j] == "\\" else 1
+            j = min(j + 1, n)
+        else:
+            out.append(c)
+            i += 1
+            continue
+        out.append(re.sub(r"[^\n]", " ", source[i:j]))
+        i = j
+    return "".join(out)
+
+
+def unsupported_construct(policy: PolicyFile) -> RegoError | None:
+    """The first construct of ``policy`` this engine would answer wrongly without an error."""
+    match = _BUILTIN_CALL.search(_code_only(policy.source))
+    if not match:
+        return None
+    name = re.sub(r"\s+", "", match.group(1))
+    return RegoError(f"`{name}` is not supported: {_SILENT_BUILTINS[name]}", policy.path,
+                     policy.source.count("\n", 0, match.start()) + 1)
 
 
 def parses(engine_factory: type, name: str, source: str) -> tuple[bool, RegoError | None,
@@ -241,6 +286,10 @@ class PolicySet:
     def _engine(self) -> RegoEngine:
         engine = self.engine_factory()
         for policy in self.files:
+            refused = unsupported_construct(policy)
+            if refused is not None:
+                self.problems[policy.path] = refused
+                continue
             v0, v1_error, v0_error = parses(self.engine_factory, policy.path, policy.source)
             if v1_error is not None and v0_error is not None:
                 self.problems[policy.path] = RegoError(
@@ -329,13 +378,40 @@ class PolicySet:
                     out.append((policy.package, rule, policy.path, line))
         return out
 
+    def duplicate_tests(self) -> dict[tuple[str, str], list[str]]:
+        """(package, rule) -> its ``file:line``s, for every test defined more than once."""
+        where: dict[tuple[str, str], list[str]] = {}
+        for policy in self.files:
+            for rule, line in policy.rules():
+                if rule.startswith("test_"):
+                    where.setdefault((policy.package, rule), []).append(f"{policy.path}:{line}")
+        return {key: places for key, places in where.items() if len(places) > 1}
+
     def run_tests(self, skip: int = 0, progress: Any = None) -> Iterator[TestResult]:
-        """Every test as ``opa test`` runs it: passes iff the rule is ``true``."""
+        """Every test as ``opa test`` runs it: passes iff the rule is ``true``.
+
+        A test name defined twice is an error: ``opa test`` runs each definition as a test of
+        its own (``test_x``, ``test_x#01``); the engine can only evaluate the rule, true when
+        *any* definition is, so a failing definition would pass unseen."""
         engine = self._engine()
         engine.set_input("{}")
+        duplicates = self.duplicate_tests()
         for package, rule, file, line in self.tests()[skip:]:
             if file in self.problems:
                 yield TestResult(package, rule, file, line, "error", str(self.problems[file]))
+                continue
+            if self.problems:  # a test of an incomplete set could pass for that very reason
+                yield TestResult(package, rule, file, line, "error", "not all the policies "
+                                 "loaded, so no test is run: " + "; ".join(
+                                     str(why) for why in self.problems.values()))
+                continue
+            if (package, rule) in duplicates:
+                places = duplicates[(package, rule)]
+                yield TestResult(package, rule, file, line, "error", str(RegoError(
+                    f"`{rule}` is defined {len(places)} times ({', '.join(places)}): `opa test` "
+                    f"runs each definition as its own test ({rule}, {rule}#01...), this engine "
+                    f"only the rule, which is true when any one of them is: give each a name of "
+                    f"its own", file, line)))
                 continue
             if progress is not None:
                 progress(f"{file}:{line} {package}.{rule}")

@@ -142,3 +142,40 @@ def test_a_pull_requests_policies_are_evaluated_beside_the_trusted_ones(tmp_path
     assert [r.status for r in shown] == ["error"] and "policies/a.rego:" in shown[0].error
     _, deleted = policy_checks(_workspace(tmp_path, trusted, tmp_path / "pr" / "gone"), plan)
     assert deleted == ()  # the PR deleted its policies: nothing would report
+
+
+# Found explaining the suites' failed results (tests/fixtures/policies/SOURCES.md, "one by one").
+
+HTTP_SEND = ('package main\nimport rego.v1\n# http.send(x) in a comment is fine\n'
+             'deny contains msg if {\n  r := http . send({"method": "GET", "url": "http://x"})\n'
+             '  r.status_code != 200\n  msg := "the service is down: http.send(...)"\n}\n')
+
+
+def test_http_send_is_refused_where_it_is_written(tmp_path: Path) -> None:
+    """regorus's http.send is a stub, always undefined: this rule would silently find nothing."""
+    (report,) = evaluate(tmp_path, {"bad.rego": HTTP_SEND})
+    assert report.blocks and report.error is not None
+    assert "policies/bad.rego:5: `http.send` is not supported" in report.error
+    (result,) = run_policy_tests(policies(tmp_path / "t", {
+        "bad.rego": HTTP_SEND, "bad_test.rego": "package main\ntest_x { count(deny) == 0 }\n"}))
+    assert result.outcome == "error" and "policies/bad.rego:5" in result.message
+    assert "not all the policies loaded" in result.message  # count(deny) == 0 would pass
+
+
+def test_http_send_in_comments_and_strings_only_is_fine(tmp_path: Path) -> None:
+    source = ('package main\nimport rego.v1\n# http.send({})\n'
+              'deny contains "http.send(1) and `x`" if { true }\n'
+              'warn contains `raw http.send({})` if { true }\n')
+    deny, warn = evaluate(tmp_path, {"ok.rego": source})
+    assert deny.error is None and deny.findings[0].message == "http.send(1) and `x`"
+    assert warn.findings[0].message == "raw http.send({})"
+
+
+def test_a_test_name_defined_twice_is_an_error_not_an_or(tmp_path: Path) -> None:
+    """opa test runs test_x and test_x#01 apart; evaluating the rule would pass if either did."""
+    test = ('package main\ntest_x { count(deny) == 1 with input as {"resource_changes": '
+            '[{"address": "n", "type": "null_resource"}]} }\ntest_x { count(deny) == 2 }\n'
+            'test_y { true }\n')
+    results = run_policy_tests(policies(tmp_path, {"a.rego": V0, "a_test.rego": test}))
+    assert [(r.name, r.outcome) for r in results] == [("test_x", "error"), ("test_y", "passed")]
+    assert "defined 2 times (policies/a_test.rego:2, policies/a_test.rego:3)" in results[0].message
