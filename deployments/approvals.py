@@ -189,8 +189,9 @@ def deliver(run_id: str, run_input: dict) -> None:
 
 def run_verdict(run_id: str, before: set[str], timeout: float = 60.0,
                 poll: float = 0.5) -> dict | None:
-    """What the run made of the answer just delivered (its newest answer input), or None if it
-    said nothing within ``timeout``."""
+    """What the run made of the answer just delivered (its newest answer input); a run that ended
+    instead (the approval text was replaced, it failed) gives ``{"verdict": "ended", ...}`` with
+    its state; None if it said nothing within ``timeout``."""
     import time
 
     from prefect.input.actions import filter_flow_run_input
@@ -202,5 +203,11 @@ def run_verdict(run_id: str, before: set[str], timeout: float = 60.0,
                if f.key not in before]
         if new:
             return max(new, key=lambda f: f.created or datetime.min).decoded_value
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(uuid.UUID(run_id)).state
+        if state is not None and state.is_final():
+            return {"verdict": "ended", "progress": f"the run ended {state.name}: "
+                                                    f"{state.message or ''}", "approvals": [],
+                    "refused": []}
         time.sleep(poll)
     return None

@@ -187,6 +187,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
         print(f"delivered to flow run {run_id}; it said nothing within {args.wait:.0f}s "
               "(see its logs)")
         return 1
+    if verdict["verdict"] == "ended":
+        print(f"flow run {run_id} took no answer: {verdict['progress']}", file=sys.stderr)
+        return 1
     refused = [r for r in verdict.get("refused", []) if who.lower() in r.lower()]
     state = verdict["verdict"]
     wanted = "rejected" if args.reject else "approved"

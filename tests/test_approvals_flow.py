@@ -57,6 +57,7 @@ def approve_cli(sandbox: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any, logi
     """`gitops-flows approve ENV` as the sandbox account ``login``: (exit code, out, err)."""
     from deployments.cli import main as cli
 
+    find_paused_run(env)  # the operator answers a run that waits (not one taking an answer)
     monkeypatch.setenv("GITOPS_GITHUB_TOKEN", sandbox.github_token(login))
     capsys.readouterr()
     code = cli(["approve", env, "--wait", "60", *extra])
@@ -136,11 +137,11 @@ def test_min_approvals_needs_two_distinct_accounts(sandbox, infra, argocd, githu
     find_paused_run(env)
     fingerprint = fingerprint_of(request_comment(github, env, sha=sha), env)
     assert approve_cli(sandbox, monkeypatch, capsys, "alice", env)[0] == 0
-    code, out, _ = approve_cli(sandbox, monkeypatch, capsys, "alice", env)  # the same account
-    assert code == 0 and "waiting: 1 of 2" in out
+    code, out, err = approve_cli(sandbox, monkeypatch, capsys, "alice", env)  # the same account
+    assert code == 0 and "waiting: 1 of 2" in out, err
     assert state_versions(sandbox, env) == 0
-    code, out, _ = approve_cli(sandbox, monkeypatch, capsys, "erin", env)
-    assert code == 0 and "approved: 2 of 2" in out
+    code, out, err = approve_cli(sandbox, monkeypatch, capsys, "erin", env)
+    assert code == 0 and "approved: 2 of 2" in out, err
     state = run.join()
 
     assert state.is_completed(), state.message
@@ -197,10 +198,10 @@ def test_a_replaced_approval_text_is_detected_and_nothing_is_applied(
     create_flow_run_input(key, "## Approve?\n\nPlan: 0 to add, 1 to change, 0 to destroy.",
                           flow_run_id=paused.id)
 
-    code, _, _ = approve_cli(sandbox, monkeypatch, capsys, "alice", env)
+    code, _, err = approve_cli(sandbox, monkeypatch, capsys, "alice", env)
     state = run.join()
 
-    assert code == 1  # the run gave no verdict on an answer to a replaced text
+    assert code == 1 and "took no answer" in err and "was replaced" in err  # the run ended
     assert state.is_failed() and "was replaced" in state.message
     assert state_versions(sandbox, env) == 0
     assert not run_files_left(state)
