@@ -21,9 +21,13 @@ run: $(STAMP)
 	$(BIN)/gitops-flows sandbox up
 	$(BIN)/gitops-flows demo
 
+# Test processes: each has its own sandbox (moto, emulators, Prefect server); one test file stays
+# on one process (its fixtures and order). 2 matches CI's two cores; TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= 2
+
 ## Run the whole test suite, end-to-end tests included.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 ## The suite without the slow end-to-end tests.
 test-fast: $(STAMP)
