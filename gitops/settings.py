@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,15 @@ class GitopsSettings(BaseSettings):
     prefect_ui_url: str = Field(default="", description="base URL for links to flow runs")
 
     approval_poll_seconds: int = Field(default=10, ge=1)
+    approval_wait: Literal["auto", "pause"] = Field(
+        default="auto",
+        description="auto: a deploy run from a deployment suspends for approval (no process "
+                    "waits; any worker resumes it), one run directly pauses in its process; "
+                    "pause: always pause in the process")
+    plan_key_block: str = Field(
+        default="gitops-plan-key",
+        description="Secret block holding the base64 AES-256 key that seals saved plans while "
+                    "they wait for approval (gitops.planstore)")
     plan_concurrency: int = Field(default=3, ge=1, le=32)
     argocd_sync_timeout_seconds: float = 600.0
     dns_insync_timeout_seconds: float = 300.0

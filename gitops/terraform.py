@@ -446,6 +446,14 @@ class TerraformRunner:
         if done.returncode not in (0, 2):
             raise TerraformPlanFailed("terraform plan failed", command=done.command,
                                       returncode=done.returncode, stderr=done.stderr)
+        return self.read_saved(
+            out, PlanStatus.CHANGES if done.returncode == 2 else PlanStatus.NO_CHANGES,
+            stderr=done.stderr)
+
+    def read_saved(self, out: Path, status: PlanStatus, *, stderr: str = "") -> RunnerPlan:
+        """A saved plan file as terraform reads it (``show -json``), its state and its sha256:
+        a fresh plan's, or one read back after it waited elsewhere for approval."""
+        out = Path(out).resolve()
         shown = self._cli.cmd("show", str(out), json=IsFlagged, no_color=IsFlagged)
         try:
             plan_json = json.loads(shown.stdout) if shown.returncode == 0 else None
@@ -455,11 +463,9 @@ class TerraformRunner:
             raise TerraformPlanFailed("terraform show -json of the saved plan failed",
                                       command=shown.command, returncode=shown.returncode,
                                       stderr=shown.stderr or scrub(shown.stdout)[:2000])
-        return RunnerPlan(
-            status=PlanStatus.CHANGES if done.returncode == 2 else PlanStatus.NO_CHANGES,
-            plan_file=str(out), plan_json=plan_json, state=read_plan_state(out),
-            plan_sha256=file_sha256(out), stderr=done.stderr,
-        )
+        return RunnerPlan(status=status, plan_file=str(out), plan_json=plan_json,
+                          state=read_plan_state(out), plan_sha256=file_sha256(out),
+                          stderr=stderr)
 
     def current_state(self) -> StateIdentity:
         """Lineage and serial of the state in the backend now; StateIdentity() if there is none."""

@@ -22,7 +22,14 @@ from prefect.logging import get_run_logger
 from gitops.checks import CheckLevel, CheckReport, describe_blocking, unoverridable
 from gitops.errors import ConfigError, PolicyViolation, StalePlan, TerraformValidateFailed
 from gitops.guard import check_stack_backend
-from gitops.models import ApplyResult, LockInfo, PlanFingerprint, PlanStatus, UnlockOutcome
+from gitops.models import (
+    ApplyResult,
+    LockInfo,
+    PlanFingerprint,
+    PlanStatus,
+    RunnerPlan,
+    UnlockOutcome,
+)
 from gitops.plan import Plan, parse_plan, sensitive_strings
 from gitops.scrub import register_all
 from gitops.policy import tag_check
@@ -152,6 +159,11 @@ def stage_plan(ws: EnvWorkspace, *, refresh_only: bool = False, label: str = "pl
     if result.status is PlanStatus.LOCKED:
         return StagedPlan(ws.name, ws.commit, result.status, "", None, None, (),
                           "state is locked", lock=result.lock)
+    return staged_from(ws, result)
+
+
+def staged_from(ws: EnvWorkspace, result: RunnerPlan) -> StagedPlan:
+    """A saved plan as the stages see it: parsed, checked, fingerprinted, summarised."""
     register_all(sensitive_strings(result.plan_json))  # state-held secrets: masked from now on
     plan = parse_plan(result.plan_json)
     tags = tag_check(plan)

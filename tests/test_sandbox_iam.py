@@ -120,7 +120,9 @@ def test_plan_users_may_not_write_any_object_and_apply_users_only_their_own_key(
         assert sorted(plan) == sorted([("s3:ListBucket", f"arn:aws:s3:::{BUCKET}"),
                                        ("s3:GetObject", own)])
         apply = _s3(principals[iam.apply_block(env)].installed_policy)
-        assert sorted(apply) == sorted(plan + [("s3:PutObject", own)])
+        saved = f"arn:aws:s3:::{BUCKET}/gitops-plans/{env}/*"  # plans waiting for approval
+        assert sorted(apply) == sorted(plan + [("s3:PutObject", own)] + [
+            (action, saved) for action in ("s3:PutObject", "s3:GetObject", "s3:DeleteObject")])
     assert _s3(principals[iam.NEW_ENVIRONMENT_PLAN_BLOCK].installed_policy) == []
     # Only statements moto cannot scope are widened in what moto holds; S3 stays exact.
     for principal in principals.values():
@@ -206,6 +208,21 @@ def test_apply_user_changes_records_of_the_sandbox_zone(box):
     assert f"iam-test.{SANDBOX_ZONE}." in names
     access_denied(lambda: route53.create_hosted_zone(Name="elsewhere.internal.",
                                                      CallerReference=str(uuid.uuid4())))
+
+
+def test_only_the_environments_apply_user_reaches_its_plans_waiting_for_approval(box):
+    """A sealed plan in the state bucket (gitops.planstore) is the apply credentials' alone."""
+    key = "gitops-plans/prod/run-1/abc.tfplan.enc"
+    apply = box.aws_client("s3", iam.apply_block("prod"))
+    apply.put_object(Bucket=BUCKET, Key=key, Body=b"sealed")
+    assert apply.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"sealed"
+    for other in (iam.plan_block("prod"), iam.apply_block("staging"), iam.plan_block("staging"),
+                  iam.NEW_ENVIRONMENT_PLAN_BLOCK):
+        s3 = box.aws_client("s3", other)
+        access_denied(lambda: s3.get_object(Bucket=BUCKET, Key=key))
+        access_denied(lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"swapped"))
+        access_denied(lambda: s3.delete_object(Bucket=BUCKET, Key=key))
+    apply.delete_object(Bucket=BUCKET, Key=key)
 
 
 # ---- the new-environment plan user -------------------------------------------------------------

@@ -54,6 +54,7 @@ from deployments.sandbox.aws import (
     sandbox_client,
 )
 from gitops.errors import SandboxError
+from gitops.planstore import PREFIX as PLAN_PREFIX
 
 #: moto's default account, the one every sandbox ARN names.
 ACCOUNT_ID = "123456789012"
@@ -144,6 +145,9 @@ def apply_policy(environment: str, backend: StateBackend, zone_id: str) -> dict[
     return {"Version": _VERSION, "Statement": [
         *_plan_statements(environment, backend),
         _allow("StateWrite", ["s3:PutObject"], [f"{bucket}/{state_key(environment)}"]),
+        # A plan waiting for approval, sealed (gitops.planstore): only the apply user reads it.
+        _allow("SavedPlans", ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+               [f"{bucket}/{PLAN_PREFIX}/{environment}/*"]),
         _allow("DnsChange", ["route53:ChangeResourceRecordSets",
                              "route53:ListResourceRecordSets"], [zone]),
         _allow("DnsChangeStatus", ["route53:GetChange"], ["arn:aws:route53:::change/*"]),

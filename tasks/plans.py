@@ -1,0 +1,78 @@
+"""The saved plan while a deploy waits for approval: sealed into the environment's state bucket
+before the run suspends, read back and checked by whichever worker resumes it, deleted after.
+
+Thin Prefect wrappers around gitops.planstore.PlanStore, which gets an S3 client made from the
+environment's *apply* credentials (the grant's; only they may read the prefix) and the key from
+the Secret block named by ``GITOPS_PLAN_KEY_BLOCK``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from gitops.checkpoint import Checkpoint
+from gitops.errors import ConfigError, StalePlan
+from gitops.models import PlanStatus
+from gitops.planstore import PlanStore, StoredPlan, plan_key_from_text
+from gitops.workspace import EnvWorkspace
+from tasks.credentials import load_secret, phase_credentials
+from tasks.retry import BACKOFF, transient_only
+from tasks.terraform import StagedPlan, init_runner, staged_from
+
+_RETRY = dict(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only,
+              cache_policy=NO_CACHE)
+
+
+def plan_store(ws: EnvWorkspace) -> PlanStore:
+    """The plan store of ``ws``'s environment: its state bucket, its apply credentials."""
+    backend = ws.environment.backend
+    if backend is None:
+        raise ConfigError(f"{ws.name}: no state backend to keep a plan waiting for approval in")
+    creds = phase_credentials(ws, apply=True)
+    return PlanStore(creds.get_s3_client(), backend.bucket,
+                     plan_key_from_text(load_secret(ws.settings.plan_key_block)))
+
+
+@task(name="save-plan-for-approval", **_RETRY)
+def save_plan(ws: EnvWorkspace, staged: StagedPlan, run_id: str) -> StoredPlan:
+    """Seal the saved plan into the state bucket (idempotent: same run, same plan, same key)."""
+    if staged.fingerprint is None:
+        raise StalePlan(f"{ws.name}: nothing was planned")
+    where = plan_store(ws).put(ws.name, run_id, Path(staged.plan_file),
+                               staged.fingerprint.plan_sha256)
+    get_run_logger().info("%s: plan %s kept for the approval at s3://%s/%s (sealed)", ws.name,
+                          staged.fingerprint.short, where.bucket, where.key)
+    return where
+
+
+@task(name="restore-approved-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def restore_plan(ws: EnvWorkspace, checkpoint: Checkpoint) -> StagedPlan:
+    """The plan this run waited with, read back on whichever worker resumed it: the same file
+    (sha256 checked), the same fingerprint, checked again by today's trusted policies."""
+    if checkpoint.commit != ws.commit:
+        raise StalePlan(f"{ws.name}: the saved plan was made for {checkpoint.commit[:12]}, this "
+                        f"workspace is at {ws.commit[:12]}")
+    path = plan_store(ws).get(checkpoint.stored, ws.plan_file())
+    runner = init_runner(ws)
+    staged = staged_from(ws, runner.read_saved(path, PlanStatus.CHANGES))
+    if staged.fingerprint != checkpoint.fingerprint:
+        raise StalePlan(f"{ws.name}: the plan read back is not the one that waited "
+                        f"({staged.fingerprint.short if staged.fingerprint else '-'} vs "
+                        f"{checkpoint.fingerprint.short})")
+    get_run_logger().info("%s: resumed with plan %s, read back from s3://%s/%s", ws.name,
+                          staged.fingerprint.short, checkpoint.bucket, checkpoint.object_key)
+    return staged
+
+
+@task(name="forget-saved-plans", **_RETRY)
+def forget_plans(ws: EnvWorkspace, run_id: str) -> int:
+    """Delete this run's saved plans of ``ws``'s environment (applied, refused or replaced)."""
+    gone = plan_store(ws).delete_run(ws.name, run_id)
+    if gone:
+        get_run_logger().info("%s: deleted %d saved plan(s) of this run from the state bucket",
+                              ws.name, gone)
+    return gone
