@@ -32,6 +32,8 @@ class PausedApproval:
     sha: str
     paused_since: datetime | None
     expires: datetime | None
+    state_name: str
+    """Suspended (no process waits: any worker resumes it) or Paused (its process waits)."""
     description: str  # the approval form's text (plan summary, fingerprint), if it was read
 
 
@@ -52,6 +54,7 @@ def paused_approvals(environment: str | None = None, *,
             run_id=str(run.id), run_name=run.name, environment=env,
             sha=str(run.parameters.get("sha") or run.parameters.get("to_sha") or ""),
             paused_since=state.timestamp if state else None,
+            state_name=(state.name or "Paused") if state else "Paused",
             expires=state.state_details.pause_timeout if state else None,
             description=_form_description(run.id, state) if descriptions else ""))
     return sorted(found, key=lambda p: (p.paused_since is None, p.paused_since or 0))

@@ -15,8 +15,11 @@ SECRET_BLOCKS = {
     "argocd": "gitops-argocd-token",
     "github": "gitops-github-token",
     "webhook": "gitops-webhook-secret",
+    "plan-key": "gitops-plan-key",  # seals plans that wait for approval (gitops.planstore)
 }
 SANDBOX_ENVIRONMENTS = iam.ENVIRONMENTS
+RESULTS_BLOCK = "gitops-results"
+"""The S3Bucket block flow results persist to (prefect.yaml names it as s3-bucket/gitops-results)."""
 
 
 def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
@@ -29,8 +32,10 @@ def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
     if api_url is not None:
         os.environ["PREFECT_API_URL"] = api_url
     from prefect.blocks.system import Secret
-    from prefect_aws import AwsCredentials
+    from prefect_aws import AwsCredentials, S3Bucket
     from prefect_aws.client_parameters import AwsClientParameters
+
+    from deployments.sandbox.launcher import RESULTS_BUCKET
 
     for block in iam.sandbox_blocks(SANDBOX_ENVIRONMENTS):
         key = iam.key_from_tokens(tokens, block)
@@ -42,6 +47,12 @@ def register_sandbox_blocks(api_url: str | None, *, moto_endpoint: str,
             region_name=SANDBOX_REGION,
             aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
         ).save(block, overwrite=True)
+    admin = iam.key_from_tokens(tokens, iam.ADMIN_BLOCK)
+    S3Bucket(bucket_name=RESULTS_BUCKET, credentials=AwsCredentials(
+        aws_access_key_id=admin.access_key_id, aws_secret_access_key=admin.secret_access_key,
+        region_name=SANDBOX_REGION,
+        aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
+    )).save(RESULTS_BLOCK, overwrite=True)
     for key, block in SECRET_BLOCKS.items():
         Secret(value=tokens[key]).save(block, overwrite=True)
     for env in SANDBOX_ENVIRONMENTS:

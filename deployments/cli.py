@@ -213,11 +213,21 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     for p in waiting:
         expires = f"expires {p.expires:%Y-%m-%d %H:%M} UTC" if p.expires else "no expiry"
         commit = p.sha[:12] or "branch head"
-        print(f"{p.environment or '-':<12} {p.run_name:<24} {commit:<12} {expires}  {p.run_id}")
+        print(f"{p.environment or '-':<12} {p.run_name:<24} {commit:<12} {p.state_name:<10} "
+              f"{expires}  {p.run_id}")
         if args.plans:
             for line in p.description.splitlines():
                 print(f"    {line}")
             print()
+    return 0
+
+
+def cmd_install_automations(args: argparse.Namespace) -> int:
+    from deployments.automations import NAME, WITHIN_SECONDS, ensure_zombie_automation
+
+    automation_id = ensure_zombie_automation()
+    print(f"automation {NAME!r} ({automation_id}): a run silent for {WITHIN_SECONDS} s is "
+          "marked Crashed; runs need PREFECT_FLOWS_HEARTBEAT_FREQUENCY (prefect.yaml sets 30)")
     return 0
 
 
@@ -290,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     aw.add_argument("--plans", action="store_true",
                     help="also print each run's plan summary, as the approval form shows it")
     aw.set_defaults(func=cmd_approvals)
+
+    ia = sub.add_parser("install-automations",
+                        help="create the Prefect automation that marks a run whose process died "
+                             "(its heartbeats stopped) as Crashed, on the server of PREFECT_API_URL")
+    ia.set_defaults(func=cmd_install_automations)
 
     from deployments.webhook_server import add_webhook_commands
 

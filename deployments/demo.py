@@ -60,18 +60,22 @@ def show_prod_waiting(settings) -> None:
     cli = str(Path(sys.executable).with_name("gitops-flows"))
     waiting = paused_approvals("prod")
     if not waiting:
-        print("\n== deploying prod in the background; it waits for an approval")
-        service = box.start_background("deploy-prod", [cli, "deploy", "prod"])
-        deadline = time.monotonic() + 240
+        from prefect.deployments import run_deployment
+
+        print("\n== deploying prod on the sandbox's worker (deployment deploy/deploy); it "
+              "waits for an approval")
+        started = run_deployment("deploy/deploy", parameters={"environment": "prod"}, timeout=0)
+        deadline = time.monotonic() + 300
         while not waiting and time.monotonic() < deadline:
             time.sleep(2)
             waiting = paused_approvals("prod")
         if not waiting:
-            print(f"   prod did not reach its approval (no changes, or it failed): see "
-                  f"{service.log}")
+            print(f"   prod did not reach its approval (no changes, or it failed): see flow run "
+                  f"{started.id} and {box.logs / 'worker.log'}")
             return
     run = waiting[0]
-    print(f"== prod waits for approval: flow run {run.run_id}")
+    print(f"== prod waits for approval: flow run {run.run_id} ({run.state_name}: no process "
+          "waits; restart the worker and the approval still works)")
     if settings.prefect_ui_url:
         print(f"   {settings.prefect_ui_url.rstrip('/')}/runs/flow-run/{run.run_id}")
     print("   The request, with the plan and the fingerprint to approve, is on the commit in the")

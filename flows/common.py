@@ -9,6 +9,7 @@ only a commit in the default branch's history reaches an environment (unless the
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from gitops.approval import (
     approve_command,
     judge_form,
 )
+from gitops.checkpoint import CHECKPOINT_KEY_PREFIX, Checkpoint, newest
 from gitops.config import Environment, inside_checkout, load_configured
 from gitops.errors import (
     ApprovalTampered,
@@ -44,6 +46,7 @@ from gitops.errors import (
 from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
 from gitops.history import admit_commit
+from gitops.planstore import StoredPlan
 from gitops.receiver import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
@@ -67,6 +70,7 @@ from tasks.approvals import (
 )
 from gitops.scrub import scrub_obj
 from tasks.publish import emit, publish_markdown
+from tasks.plans import restore_plan, save_plan
 from tasks.terraform import StagedPlan, enforce_checks, plan_stack
 
 
@@ -276,10 +280,11 @@ def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
                      f"terraform plan for {ws.name} at {ws.commit[:12]}")
 
 
-def plan_and_check(ws: EnvWorkspace) -> StagedPlan:
+def plan_and_check(ws: EnvWorkspace, saved: Checkpoint | None = None) -> StagedPlan:
     """The one plan → check step of every path that applies (deploy, rollback, remediation):
-    plan, refuse a held lock, publish the plan, stop on any blocking check."""
-    staged = plan_stack(ws)
+    plan, refuse a held lock, publish the plan, stop on any blocking check. A resumed run's
+    plan is the ``saved`` one, read back from the state bucket (tasks/plans), not a new one."""
+    staged = restore_plan(ws, saved) if saved is not None else plan_stack(ws)
     if staged.status is PlanStatus.LOCKED:
         raise StateLocked(staged.lock)
     publish_plan(ws, staged)
@@ -324,7 +329,8 @@ def run_url(settings: GitopsSettings) -> str | None:
 
 
 def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
-                     why: str = "", overrides: tuple[str, ...] = ()) -> ApprovalOutcome:
+                     why: str = "", overrides: tuple[str, ...] = (), *, attempt: int = 0,
+                     resume: Checkpoint | None = None) -> ApprovalOutcome:
     """Ask for approval of exactly ``staged`` and wait for an answer that counts.
 
     The request is posted on the code host (the pull request that brought the commit, or the
@@ -336,11 +342,22 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
     ``why`` says what makes an approval necessary beyond the rule (a state backend that moves);
     ``overrides`` are the keys of the soft-mandatory checks that need a policy owner's override
     (when they are all there is, no approval is asked, only the overrides).
+
+    A top-level run of a deployment *suspends* (see :func:`waits_durably`): before each wait it
+    seals the plan into the state bucket (tasks/plans) and writes a :class:`Checkpoint`; the
+    process ends, and the run resumes on any worker from the top, where ``resume`` (the newest
+    checkpoint, for this ``attempt``'s plan) takes it back to the round it waited in. Any other
+    run pauses in its process, as before.
     """
     logger = get_run_logger()
     settings, rule = ws.settings, ws.environment.approval
     fingerprint, run_id = staged.fingerprint.short, flow_run_id()
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=rule.timeout_seconds)
+    durable = waits_durably(settings)
+    if resume is not None and (resume.plan_sha256 != staged.fingerprint.plan_sha256
+                               or resume.attempt != attempt):
+        resume = None
+    deadline = resume.deadline_at if resume else \
+        datetime.now(timezone.utc) + timedelta(seconds=rule.timeout_seconds)
     needed = rule.min_approvals if rule.required or why else 0
     text = ApprovalText(ws.name, fingerprint, commit.sha, commit.subject, staged.summary,
                         needed, rule.approvers, rule.allow_author, rule.allow_declared,
@@ -359,10 +376,27 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
     declared: list[ApprovalRecord] = []
     seen: set[str] = set()
     current = Tally(needed, overrides_needed=overrides)
-    for round_ in itertools.count():
+    stored = resume.stored if resume else None
+    first = resume.round if resume else 0
+    for earlier in range(first):  # rounds answered before the run was suspended again
+        record, _ = judge_form(_answer_of(f"approve-{ws.name}-{plan_key}-{earlier}", durable),
+                               rule, request, author_name=commit.author_name,
+                               author_email=commit.author_email, at=datetime.now(timezone.utc))
+        if record is not None:
+            declared.append(record)
+    if not durable:
+        logger.info("%s: this run waits for approval in its own process (it does not run from "
+                    "a deployment%s): if the process ends, the wait ends with it. Deployment "
+                    "runs (`prefect deployment run deploy/deploy`) suspend instead, and any "
+                    "worker resumes them", ws.name, "" if settings.approval_wait == "auto"
+                    else "; GITOPS_APPROVAL_WAIT=pause")
+    for round_ in itertools.count(first):
         remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
         description = render_approval_form(text, current.progress())
         key = f"approve-{ws.name}-{plan_key}-{round_}"
+        expected = _digest(description)
+        if resume is not None and round_ == resume.round:
+            expected = resume.description_sha256
         logger.info("%s: waiting %ds for approval of plan %s on %s: comment `%s` there, or run "
                     "`gitops-flows approve %s`; the Prefect form%s takes a rejection%s",
                     ws.name, remaining, fingerprint, venue.describe(),
@@ -372,18 +406,23 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
         try:
             if remaining <= 0:
                 raise FlowPauseTimeout("the approval's time is up")
-            answer = pause_flow_run(
-                wait_for_input=ApprovalInput.with_initial_data(description=description,
-                                                               approve=False),
-                timeout=math.ceil(remaining), poll_interval=settings.approval_poll_seconds,
-                key=key)
+            form = ApprovalInput.with_initial_data(description=description, approve=False)
+            if durable:
+                if stored is None:
+                    stored = save_plan(ws, staged, run_id)
+                _note_for_operator(*_checkpoint(ws, staged, attempt, round_, deadline,
+                                                expected, stored))
+                answer = _suspend(settings, run_id, form, math.ceil(remaining), key)
+            else:
+                answer = pause_flow_run(wait_for_input=form, timeout=math.ceil(remaining),
+                                        poll_interval=settings.approval_poll_seconds, key=key)
         except FlowPauseTimeout as exc:
             update_announcement(settings, venue, posted, render_approval_request(
                 text, "timed out: nothing was applied", marker))
             raise ApprovalTimedOut(
                 f"{ws.name}: nobody approved plan {fingerprint} within "
                 f"{rule.timeout_seconds}s ({current.progress()}); nothing was applied") from exc
-        if _form_text(key) != description:
+        if _digest(_form_text(key, durable)) != expected:
             _tampered(ws, venue, posted, text, marker, "the approval text shown in Prefect")
         current = tally_approvals(settings, venue, request, rule)
         record, refusal = judge_form(answer, rule, request, author_name=commit.author_name,
@@ -427,13 +466,80 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
                            current.progress())
 
 
-def _form_text(key: str) -> str | None:
-    """The description stored with the pause ``key`` (what the Prefect UI showed)."""
+def _keyset(key: str, durable: bool) -> Any:
+    """The run input keys of the wait ``key`` (Prefect names them after the state: a suspended
+    run's ``suspended-<key>``, a paused one's ``paused-<key>``)."""
     from prefect.input import keyset_from_base_key
+
+    return keyset_from_base_key(f"{'suspended' if durable else 'paused'}-{key}")
+
+
+def _form_text(key: str, durable: bool) -> str | None:
+    """The description stored with the wait ``key`` (what the Prefect UI showed)."""
     from prefect.input.actions import read_flow_run_input
 
-    text = read_flow_run_input(keyset_from_base_key(f"paused-{key}")["description"])
+    text = read_flow_run_input(_keyset(key, durable)["description"])
     return text if isinstance(text, str) else None
+
+
+def _answer_of(key: str, durable: bool) -> ApprovalInput:
+    """The answer a finished round of this run took (read back after a resume)."""
+    return ApprovalInput.load(_keyset(key, durable))
+
+
+def _digest(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+def waits_durably(settings: GitopsSettings) -> bool:
+    """Whether this run suspends for approval: a top-level run of a deployment (Prefect can
+    suspend nothing else), unless ``GITOPS_APPROVAL_WAIT=pause``."""
+    run = get_run_context().flow_run
+    return (settings.approval_wait == "auto" and run.deployment_id is not None
+            and run.parent_task_run_id is None)
+
+
+def resumed_checkpoint(settings: GitopsSettings, environment: str) -> Checkpoint | None:
+    """The newest checkpoint this run wrote for ``environment`` before it was suspended (None on
+    a first execution, and for any run that cannot suspend)."""
+    from prefect.input.actions import filter_flow_run_input
+
+    if not waits_durably(settings):
+        return None
+    found = [Checkpoint.from_json(f.decoded_value) for f in filter_flow_run_input(
+        CHECKPOINT_KEY_PREFIX, limit=200, flow_run_id=get_run_context().flow_run.id)]
+    checkpoint = newest([c for c in found if c.environment == environment])
+    if checkpoint is not None:
+        get_run_logger().info(
+            "%s: resumed after approval round %d of plan %s (commit %s); going on with that plan",
+            environment, checkpoint.round, checkpoint.fingerprint.short, checkpoint.commit[:12])
+    return checkpoint
+
+
+def _checkpoint(ws: EnvWorkspace, staged: StagedPlan, attempt: int, round_: int,
+                deadline: datetime, description_sha256: str,
+                stored: StoredPlan) -> tuple[str, dict[str, Any]]:
+    fp = staged.fingerprint
+    point = Checkpoint(ws.name, ws.commit, attempt, round_, fp.plan_sha256, fp.state.lineage,
+                       fp.state.serial, deadline.isoformat(), description_sha256,
+                       stored.bucket, stored.key)
+    return point.key, point.to_json()
+
+
+def _suspend(settings: GitopsSettings, run_id: str, form: Any, timeout: int, key: str) -> Any:
+    """``suspend_flow_run``: the answer of a wait that already fired (a resumed run), or the end
+    of this process (Prefect's Pause signal) after its files are removed: a resumed run reads its
+    plan back from the state bucket, on whichever worker takes it."""
+    from prefect.exceptions import Pause
+    from prefect.flow_runs import suspend_flow_run
+
+    try:
+        return suspend_flow_run(wait_for_input=form, timeout=timeout, key=key)
+    except Pause:
+        get_run_logger().info("suspended: no process waits; an answer resumes the run on any "
+                              "worker of its pool")
+        discard_run_files_of(settings, run_id)
+        raise
 
 
 def _tampered(ws: EnvWorkspace, venue: Venue, posted: Announcement, text: ApprovalText,
@@ -449,6 +555,7 @@ def _tampered(ws: EnvWorkspace, venue: Venue, posted: Announcement, text: Approv
 
 def _note_for_operator(key: str, value: dict[str, Any]) -> None:
     """A flow run input the run writes for `gitops-flows approve` (see gitops.approval)."""
-    from prefect.input.actions import create_flow_run_input
+    from prefect.input.actions import create_flow_run_input, read_flow_run_input
 
-    create_flow_run_input(key, scrub_obj(value))
+    if read_flow_run_input(key) is None:  # written once: a resumed run finds it there
+        create_flow_run_input(key, scrub_obj(value))

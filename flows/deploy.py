@@ -6,15 +6,12 @@ rollback subflow and the run ends Failed saying what was rolled back to what.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from enum import StrEnum
-
 from prefect import flow
 from prefect.logging import get_run_logger
 from prefect.states import Cancelled, Completed, Failed, State
 
-from gitops.approval import ApprovalRecord
 from gitops.errors import ApplyFailed, DeployStopped, GitopsError
+from gitops.reports import DeployOutcome, DeployReport
 from gitops.settings import load_settings
 from gitops.workspace import EnvWorkspace
 from flows.common import (
@@ -22,6 +19,7 @@ from flows.common import (
     discard_run_files_of,
     flow_run_id,
     open_workspace,
+    resumed_checkpoint,
 )
 from flows.stage import StageOutcome, plan_approve_apply
 from flows.rollback import rollback_environment
@@ -31,44 +29,11 @@ from tasks.dns import DnsChange, point_dns, record_value
 from tasks.records import last_good_backend, last_good_commit, record_last_good
 from tasks.terraform import read_outputs, validate_stack
 
-class DeployOutcome(StrEnum):
-    """How a deploy ended (a ``str``: ``outcome == "deployed"`` reads as it says)."""
-
-    DEPLOYED = "deployed"
-    NO_CHANGES = "no-changes"
-    REJECTED = "rejected"
-    TIMED_OUT = "timed-out"
-    LOCKED = "locked"
-    BLOCKED = "blocked"
-    ROLLED_BACK = "rolled-back"
-
-
 STOPPED = {StageOutcome.NOT_APPROVED: DeployOutcome.REJECTED,
            StageOutcome.TIMED_OUT: DeployOutcome.TIMED_OUT,
            StageOutcome.LOCKED: DeployOutcome.LOCKED,
            StageOutcome.BLOCKED: DeployOutcome.BLOCKED}
 """The deploy outcome of each stage outcome that ends it before DNS and Argo CD."""
-
-
-@dataclass(frozen=True)
-class DeployReport:
-    """What a deploy did: the flow's result when it deployed, and the ``report`` of the
-    :class:`~gitops.errors.DeployStopped` its Failed or Cancelled state carries when it did not."""
-
-    environment: str
-    commit: str
-    outcome: DeployOutcome
-    applied: bool = False
-    approver: str = ""
-    """The approving accounts (or declared names), comma-separated."""
-    approvals: tuple[ApprovalRecord, ...] = field(default_factory=tuple)
-    """Who approved or rejected which plan, when, through which channel, verified or declared."""
-    dns: str = ""
-    argocd: str = ""
-    rollback: tuple[str, ...] = field(default_factory=tuple)
-    message: str = ""
-    unmerged: str = ""
-    """Set when the commit is not in the default branch's history (allow_unmerged): why it ran."""
 
 
 @flow(name="deploy", flow_run_name="deploy-{environment}", **DISCARD_RUN_FILES)
@@ -87,7 +52,9 @@ def deploy(environment: str, sha: str | None = None, repository_url: str | None 
 
 def run_deploy(settings, environment: str, ref: str, repository_url: str | None) -> State:
     logger = get_run_logger()
-    ws, commit = open_workspace(settings, environment, ref, repo_url=repository_url)
+    resume = resumed_checkpoint(settings, environment)  # a suspended run, resumed: same commit
+    ws, commit = open_workspace(settings, environment, resume.commit if resume else ref,
+                                repo_url=repository_url)
     repo_url = repository_url or settings.repository_url
     logger.info("deploying %s at %s (%s)", environment, commit.sha[:12], commit.subject)
     validate_stack(ws)
@@ -99,7 +66,7 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
     if moved:
         logger.warning("%s: %s: this deploy needs the environment's approval", environment, moved)
     try:
-        stage = plan_approve_apply(ws, commit, why=moved)
+        stage = plan_approve_apply(ws, commit, why=moved, resume=resume)
     except ApplyFailed as exc:
         return fail_and_roll_back(ws, commit.sha, str(exc), None)
     if stage.outcome not in (StageOutcome.APPLIED, StageOutcome.NOTHING_TO_APPLY):

@@ -9,12 +9,13 @@ follows it is deployed when the changes since affect the environment (gitops.aff
 diverged history (force-push) deploys the head, saying why. An environment never deployed (a new
 folder) always is. Environments without an approval rule go first (dev, staging), then those with
 one (prod); the first failure stops the promotion, so a commit that broke staging never reaches
-prod. A delivery for another repository than the configured one is refused before any checkout.
+prod. Run from its deployment, deploy-main hands each environment whose rule requires approval to
+a deploy run of its own (``deploy/deploy``), which suspends while it waits, holding no worker;
+run directly, it deploys them in its own process, which waits (pauses) for the approval. A delivery for another repository than the configured one is refused before any checkout.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import flow
@@ -24,22 +25,21 @@ from prefect.states import State
 from gitops.affected import affected_environments
 from gitops.config import load_configured
 from gitops.errors import DeployStopped, GitopsError
+from gitops.reports import MergeOutcome
 from gitops.git import GitRepository
 from gitops.settings import load_settings
 from gitops.history import Move, move
-from flows.common import DISCARD_RUN_FILES, configured_repository_url, run_dir
+from flows.common import (
+    DISCARD_RUN_FILES,
+    configured_repository_url,
+    flow_run_id,
+    run_dir,
+    waits_durably,
+)
 from flows.deploy import deploy
+from tasks.deploys import start_deploy
 from tasks.git import checkout_commit
 from tasks.records import last_good_commit
-
-
-@dataclass(frozen=True)
-class MergeOutcome:
-    """What happened to one environment for the pushed commit."""
-
-    environment: str
-    outcome: str  # deployed | no-changes | skipped | failed | rejected | not-started | ...
-    message: str
 
 
 @flow(name="deploy-main", flow_run_name="deploy-main-{sha}", **DISCARD_RUN_FILES)
@@ -70,6 +70,14 @@ def deploy_main(repository: str, sha: str, ref: str = "refs/heads/main") -> list
         if not deploy_it:
             logger.info("%s: skipped: %s", env.name, reason)
             outcomes.append(MergeOutcome(env.name, "skipped", reason))
+            continue
+        if env.approval.required and waits_durably(settings):
+            run_id, run_name = start_deploy(env.name, commit.sha,
+                                            f"deploy-main-{flow_run_id()}-{env.name}")
+            logger.info("%s: %s; its own deploy run %s (%s) waits for approval, suspended: it "
+                        "holds no worker while it waits", env.name, reason, run_name, run_id)
+            outcomes.append(MergeOutcome(env.name, "handed-off",
+                                         f"deploy run {run_name} ({run_id}) waits for approval"))
             continue
         logger.info("%s: deploying %s (%s)", env.name, commit.sha[:12], reason)
         state = deploy(env.name, sha=commit.sha, return_state=True)

@@ -17,9 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from prefect.exceptions import Pause
 from prefect.logging import get_run_logger
 
 from gitops.approval import ApprovalRecord
+from gitops.checkpoint import Checkpoint
 from gitops.checks import needs_override
 from gitops.errors import (
     ApplyFailed,
@@ -31,7 +33,8 @@ from gitops.errors import (
 )
 from gitops.git import Commit
 from gitops.workspace import EnvWorkspace
-from flows.common import plan_and_check, request_approval
+from flows.common import flow_run_id, plan_and_check, request_approval, waits_durably
+from tasks.plans import forget_plans
 from tasks.terraform import StagedPlan, apply_staged_plan
 
 MAX_REPLANS = 2
@@ -78,13 +81,40 @@ class StageResult:
                          if a.decision == "approved" and a.fingerprint == fingerprint)
 
 
-def plan_approve_apply(ws: EnvWorkspace, commit: Commit, *, why: str = "") -> StageResult:
-    """Plan ``ws``, check, ask where needed, apply; see the module docstring."""
+def plan_approve_apply(ws: EnvWorkspace, commit: Commit, *, why: str = "",
+                       resume: Checkpoint | None = None) -> StageResult:
+    """Plan ``ws``, check, ask where needed, apply; see the module docstring.
+
+    ``resume`` is the checkpoint a suspended run wrote (flows.common.resumed_checkpoint): the
+    stage goes on at its attempt with the plan read back from the state bucket, not a new one.
+    Saved plans of a run that suspended are deleted when the stage ends, whatever its end.
+    """
+    asked: list[bool] = []  # set once an approval was asked: plans may have been saved
+    try:
+        result = _stage(ws, commit, why, resume, asked)
+    except Pause:
+        raise  # suspended: the saved plan waits in the state bucket for the answer
+    except BaseException:
+        _forget_saved(ws, bool(asked) or resume is not None)
+        raise
+    _forget_saved(ws, bool(asked) or resume is not None)
+    return result
+
+
+def _forget_saved(ws: EnvWorkspace, saved: bool) -> None:
+    if saved and waits_durably(ws.settings):
+        forget_plans(ws, flow_run_id())
+
+
+def _stage(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | None,
+           asked: list[bool]) -> StageResult:
     logger = get_run_logger()
     approvals: tuple[ApprovalRecord, ...] = ()
-    for attempt in range(MAX_REPLANS + 1):
+    start = resume.attempt if resume else 0
+    for attempt in range(start, MAX_REPLANS + 1):
         try:
-            staged = plan_and_check(ws)
+            staged = plan_and_check(
+                ws, saved=resume if resume is not None and attempt == resume.attempt else None)
         except StateLocked as exc:
             return StageResult(StageOutcome.LOCKED, None, approvals, f"{ws.name}: {exc}")
         except PolicyViolation as exc:
@@ -96,8 +126,10 @@ def plan_approve_apply(ws: EnvWorkspace, commit: Commit, *, why: str = "") -> St
                                f"{ws.name}: nothing to apply at {commit.sha[:12]}")
         overrides = tuple(r.key for r in needs_override(staged.checks))
         if ws.environment.approval.required or why or overrides:
+            asked.append(True)
             try:
-                decision = request_approval(ws, staged, commit, why=why, overrides=overrides)
+                decision = request_approval(ws, staged, commit, why=why, overrides=overrides,
+                                            attempt=attempt, resume=resume)
             except ApprovalTimedOut as exc:
                 # Prefect's pause expiry already failed the run ("paused and never resumed");
                 # the log line says what it means here.

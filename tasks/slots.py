@@ -21,6 +21,12 @@ from gitops.errors import DeployRunning
 # API can be slow under load; a deploy that starts meanwhile makes this a refusal, not a wait).
 NO_WAIT_ACQUIRE_SECONDS = 60.0
 
+SLOT_LEASE_SECONDS = 60.0
+"""The slot's lease: its holder renews it while it runs; a holder that died (a killed worker, a
+lost node) gives it up when the lease runs out, within about this long. A suspended deploy holds
+no slot while it waits; it takes the slot again when it resumes. The server keeps leases in its
+lease storage: a filesystem or Redis one survives a server restart (README, Scaling out)."""
+
 
 def slot_name(environment: str) -> str:
     """The slot's name; a name that is not a plain environment name is refused (ConfigError)
@@ -70,8 +76,11 @@ def environment_slot(environment: str, *, wait: bool = True) -> Iterator[None]:
         logger.info("waiting: another deploy of %s holds its slot (%s)", environment, name)
     with ExitStack() as stack:
         try:
+            # A renewal that fails (the server restarting) is logged, never the end of a run
+            # that may be applying: the Terraform state lock still guards the state.
             stack.enter_context(concurrency(
-                name, occupy=1, strict=True,
+                name, occupy=1, strict=True, lease_duration=SLOT_LEASE_SECONDS,
+                raise_on_lease_renewal_failure=False,
                 timeout_seconds=None if wait else NO_WAIT_ACQUIRE_SECONDS))
         except TimeoutError:
             raise _running(environment) from None
@@ -83,5 +92,5 @@ def environment_slot(environment: str, *, wait: bool = True) -> Iterator[None]:
 def _running(environment: str) -> DeployRunning:
     return DeployRunning(
         f"a deploy of {environment} is running (it holds {slot_name(environment)}), so its state "
-        "lock is in use, not stuck. A crashed run's slot frees itself when its lease expires "
-        "(5 minutes); try again then.")
+        "lock is in use, not stuck. A run whose process died gives its slot up when its lease "
+        f"runs out ({SLOT_LEASE_SECONDS:.0f} s after its last renewal); try again then.")

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gitops.planstore import new_plan_key_text
 from gitops.errors import SandboxError
 from deployments.sandbox import iam
 from deployments.sandbox.provider_install import MIRRORED_NAMESPACE
@@ -48,9 +49,18 @@ from deployments.sandbox.aws import (
 
 SANDBOX_BACKEND = StateBackend(bucket="gitops-tfstate", lock_table="gitops-tflocks")
 SANDBOX_ZONE = "sandbox.internal"
+RESULTS_BUCKET = "gitops-prefect-results"
+"""Where flow results are persisted (prefect.yaml: PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK), so the
+API can read a deploy's or a drift check's report back, whichever worker ran it."""
 SANDBOX_GRANT = Path(__file__).with_name("grant.toml")
 """The platform grant of the sandbox's environments (a file beside this one, not in the infra repo)."""
-SERVICES = ("moto", "argocd", "github", "prefect")
+SERVICES = ("moto", "argocd", "github", "prefect", "worker")
+"""What `sandbox up` runs. The worker comes last: it needs the blocks and the deployments."""
+SERVER_SETTINGS = {
+    # Concurrency leases (the deploy slots) on disk: a server restart keeps them.
+    "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
 
 
 @dataclass
@@ -146,10 +156,11 @@ class Sandbox:
         state.tokens.setdefault("argocd", secrets.token_urlsafe(24))
         state.tokens.setdefault("github", secrets.token_urlsafe(24))
         state.tokens.setdefault("webhook", secrets.token_urlsafe(24))
+        state.tokens.setdefault("plan-key", new_plan_key_text())
         for env in ("dev", "staging", "prod"):
             state.tokens.setdefault(f"db-{env}", secrets.token_hex(12))
         started: list[str] = []
-        for name in services:
+        for name in (n for n in services if n != "worker"):
             current = state.services.get(name)
             if current is not None and current.alive():
                 if name != "moto" or iam.is_admin_key(current.url, self._admin_key(state)):
@@ -186,7 +197,41 @@ class Sandbox:
                 from deployments.blocks import forget_deploy_records
 
                 forget_deploy_records(env["PREFECT_API_URL"])
+        if "worker" in services and "prefect" in state.services:
+            state.services["worker"] = self._ensure_worker(state, env)
+            state.save(self.state_file)
         return env
+
+    def _ensure_worker(self, state: SandboxState, env: dict[str, str]) -> Service:
+        """The `gitops` process pool, prefect.yaml's deployments (`prefect deploy --all`), the
+        zombie automation, and one worker on the pool: deploys started from a deployment run
+        there, so a prod approval suspends and any worker resumes it."""
+        from deployments.automations import HEARTBEAT_SECONDS, ensure_zombie_automation
+
+        prefect = str(Path(sys.executable).with_name("prefect"))
+        run_env = {**os.environ, **env, "GITOPS_FLOWS_HOME": str(self.source),
+                   "PREFECT_CLI_PROMPT": "false",
+                   "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
+        log = self.logs / "worker.log"
+        for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
+                     ["deploy", "--all", "--prefect-file", str(self.source / "prefect.yaml")]):
+            done = subprocess.run([prefect, "--no-prompt", *args], cwd=self.source, env=run_env,
+                                  capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                raise SandboxError(f"`prefect {' '.join(args[:2])}` failed: "
+                                   f"{(done.stdout + done.stderr)[-2000:]}")
+        os.environ["PREFECT_API_URL"] = env["PREFECT_API_URL"]
+        ensure_zombie_automation()
+        current = state.services.get("worker")
+        if current is not None and current.alive():
+            return current
+        mark = "gitops-sandbox-worker"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([prefect, "worker", "start", "--pool", "gitops", "--type",
+                                     "process", "--limit", "4", "--name", mark],
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=run_env, start_new_session=True, cwd=self.source)
+        return Service(name="worker", pid=proc.pid, port=0, log=str(log), mark=mark)
 
     def down(self) -> list[str]:
         """Stop the processes `up` started (and nothing else); return their names."""
@@ -242,6 +287,9 @@ class Sandbox:
         ensure_state_backend(sandbox_client("s3", moto, admin),
                              sandbox_client("dynamodb", moto, admin), SANDBOX_BACKEND)
         zone_id = ensure_hosted_zone(sandbox_client("route53", moto, admin), SANDBOX_ZONE)
+        s3 = sandbox_client("s3", moto, admin)
+        if RESULTS_BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=RESULTS_BUCKET)
         known = {block: key for block in iam.sandbox_blocks()
                  if (key := iam.key_from_tokens(state.tokens, block)) is not None}
         keys = iam.ensure_principals(moto, admin, iam.sandbox_principals(SANDBOX_BACKEND, zone_id),
@@ -291,7 +339,7 @@ class Sandbox:
         env[f"{name.upper()}_EMULATOR_TOKEN"] = state.tokens.get(name, "")
         if name == "prefect":
             env["PREFECT_HOME"] = str(self.root / "prefect")
-            env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+            env.update(SERVER_SETTINGS)
             env["PREFECT_UI_API_URL"] = f"http://{LOOPBACK}:{port}/api"
         with open(log, "ab") as out:
             proc = subprocess.Popen(self._command(name, port), stdout=out, stderr=subprocess.STDOUT,
