@@ -68,9 +68,9 @@ from tasks.approvals import (
     tally_approvals,
     update_announcement,
 )
-from gitops.scrub import scrub_obj
+from gitops.scrub import scrub, scrub_obj
 from tasks.publish import emit, publish_markdown
-from tasks.plans import restore_plan, save_plan
+from tasks.plans import restore_plan, save_plan, sweep_plans
 from tasks.terraform import StagedPlan, enforce_checks, plan_stack
 
 
@@ -392,7 +392,7 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
                     else "; GITOPS_APPROVAL_WAIT=pause")
     for round_ in itertools.count(first):
         remaining = (deadline - datetime.now(timezone.utc)).total_seconds()
-        description = render_approval_form(text, current.progress())
+        description = scrub(render_approval_form(text, current.progress()))  # shown in the UI
         key = f"approve-{ws.name}-{plan_key}-{round_}"
         expected = _digest(description)
         if resume is not None and round_ == resume.round:
@@ -406,9 +406,12 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
         try:
             if remaining <= 0:
                 raise FlowPauseTimeout("the approval's time is up")
-            form = ApprovalInput.with_initial_data(description=description, approve=False)
+            # Only the description: an initial value given for a field drops its help text
+            # ("Apply this exact plan?") from the form; approve is False by default anyway.
+            form = ApprovalInput.with_initial_data(description=description)
             if durable:
                 if stored is None:
+                    sweep_plans(ws, run_id)
                     stored = save_plan(ws, staged, run_id)
                 _note_for_operator(*_checkpoint(ws, staged, attempt, round_, deadline,
                                                 expected, stored))

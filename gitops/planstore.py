@@ -115,6 +115,12 @@ class PlanStore:
             out.write(data)
         return dest
 
+    def runs(self, environment: str) -> list[str]:
+        """The flow run ids that have saved plans of ``environment`` here."""
+        found = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=f"{PREFIX}/{environment}/",
+                                         Delimiter="/").get("CommonPrefixes", [])
+        return [p["Prefix"].rstrip("/").rsplit("/", 1)[-1] for p in found]
+
     def delete_run(self, environment: str, run_id: str) -> int:
         """Delete every saved plan of ``run_id`` for ``environment``; how many there were."""
         prefix = f"{PREFIX}/{environment}/{run_id}/"

@@ -76,3 +76,35 @@ def forget_plans(ws: EnvWorkspace, run_id: str) -> int:
         get_run_logger().info("%s: deleted %d saved plan(s) of this run from the state bucket",
                               ws.name, gone)
     return gone
+
+
+@task(name="sweep-saved-plans", **_RETRY)
+def sweep_plans(ws: EnvWorkspace, run_id: str) -> list[str]:
+    """Delete the saved plans of ``ws``'s environment left by runs that are over (one that timed
+    out while suspended never ran again to delete its own); the run ids swept."""
+    import uuid
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    store = plan_store(ws)
+    others = {}
+    for name in store.runs(ws.name):
+        try:
+            if name != run_id:
+                others[name] = uuid.UUID(name)
+        except ValueError:
+            continue
+    if not others:
+        return []
+    with get_client(sync_client=True) as client:
+        known = {str(r.id): r for r in client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=list(others.values()))))}
+    swept = [name for name in others
+             if (run := known.get(name)) is None or (run.state is not None and run.state.is_final())]
+    for name in swept:
+        store.delete_run(ws.name, name)
+    if swept:
+        get_run_logger().info("%s: deleted the saved plans of %d run(s) that are over: %s",
+                              ws.name, len(swept), ", ".join(swept))
+    return swept

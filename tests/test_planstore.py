@@ -106,3 +106,13 @@ def test_delete_run_removes_that_runs_plans_only(s3, state_backend, plan_file):
 def test_a_bad_key_is_refused_with_how_to_make_one(text, why):
     with pytest.raises(ConfigError, match=why):
         plan_key_from_text(text)
+
+
+def test_it_lists_the_runs_that_have_saved_plans(s3, state_backend, plan_file):
+    path, sha = plan_file
+    store = PlanStore(s3, state_backend.bucket, KEY)
+    assert store.runs("prod") == []
+    store.put("prod", "run-1", path, sha)
+    store.put("prod", "run-2", path, sha)
+    store.put("prod-eu", "run-3", path, sha)
+    assert sorted(store.runs("prod")) == ["run-1", "run-2"]
