@@ -57,7 +57,10 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
                                 repo_url=repository_url)
     repo_url = repository_url or settings.repository_url
     logger.info("deploying %s at %s (%s)", environment, commit.sha[:12], commit.subject)
-    validate_stack(ws)
+    if resume is None:
+        validate_stack(ws)
+    # else: this commit was validated before the run suspended; what is applied is the sealed
+    # plan file made from it, checked against the approved fingerprint (tasks/plans).
 
     backend = ws.environment.backend.address if ws.environment.backend else None
     previous_backend = last_good_backend(environment)
