@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -337,24 +337,33 @@ class ScaleOut:
         register_sandbox_blocks(None, moto_endpoint=state.services["moto"].url,
                                 tokens=state.tokens)
         self.repo = InfraRepo.isolated(self.root / "infra", self.repo_environments)
-        self.prefect("work-pool", "create", POOL, "--type", "process", "--overwrite")
+        create_pool()
         self.prefect("deploy", "--all", "--prefect-file", str(REPO_ROOT / "prefect.yaml"))
 
     def stop(self) -> None:
-        for worker in self.workers.values():
-            worker.stop()
+        for worker in self.workers.values():  # nothing of theirs is left to finish
+            worker.kill()
         self.server.stop()
         self.postgres.stop()
 
     # -- processes ---------------------------------------------------------------------------
 
     def env(self, home: Path | None = None) -> dict[str, str]:
-        """The environment of a CLI call or a worker on this server (a machine's own home)."""
+        """The environment of a CLI call on this server (`prefect deploy` reads
+        GITOPS_REPOSITORY_URL and GITOPS_FLOWS_HOME into the deployments' job variables)."""
         env = {**os.environ, "PREFECT_API_URL": self.server.api_url, "PREFECT_CLI_PROMPT": "false",
                "GITOPS_FLOWS_HOME": str(REPO_ROOT), "PYTHONPATH": str(REPO_ROOT),
-               "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_HOME": str(home or self.root / "cli")}
+               "PREFECT_HOME": str(home or self.root / "cli")}
         if self.repo is not None:
             env["GITOPS_REPOSITORY_URL"] = self.repo.url
+        return env
+
+    def worker_env(self, home: Path) -> dict[str, str]:
+        """A worker's environment: the machine's own settings (grant, provider mirror...), not the
+        repository, which reaches its runs from the deployment's job variables only."""
+        env = self.env(home)
+        env.pop("GITOPS_REPOSITORY_URL", None)
+        env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
         return env
 
     def prefect(self, *args: str, timeout: float = 300.0) -> str:
@@ -366,6 +375,13 @@ class ScaleOut:
                                 f"{done.stderr[-3000:]}")
         return done.stdout
 
+    def start_workers(self, workers: dict[str, int]) -> list[Worker]:
+        """Start one worker per entry (name -> --limit) at once; returns once all are online."""
+        started = [self.start_worker(name, limit, wait=False) for name, limit in workers.items()]
+        for worker in started:
+            self.wait_worker_online(worker)
+        return started
+
     def start_worker(self, name: str, limit: int = 1, *, wait: bool = True) -> Worker:
         """`prefect worker start --pool gitops --name NAME --limit LIMIT`, in a home of its own;
         returns once the server lists it online (unless ``wait=False``)."""
@@ -375,7 +391,7 @@ class ScaleOut:
         proc = subprocess.Popen(
             [PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--name", name,
              "--limit", str(limit)],
-            cwd=REPO_ROOT, env=self.env(home), stdout=log, stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT, env=self.worker_env(home), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         log.close()
         worker = Worker(name, limit, proc, home / "worker.log")
@@ -411,16 +427,23 @@ class ScaleOut:
 
     def wait_final(self, run_id: str, timeout: float = 300.0) -> Any:
         """The flow run once its state is final (fails the test after ``timeout``)."""
+        return self.wait_state(run_id, lambda state: state.is_final(), timeout, "final")
+
+    def wait_state(self, run_id: str, reached: Callable[[Any], bool], timeout: float = 300.0,
+                   what: str = "the awaited state") -> Any:
+        """The flow run once ``reached(run.state)`` (e.g. ``lambda s: s.is_paused()``); fails the
+        test after ``timeout`` with the workers' logs."""
         from prefect.client.orchestration import get_client
 
         deadline = time.monotonic() + timeout
         with get_client(sync_client=True) as client:
             while time.monotonic() < deadline:
                 run = client.read_flow_run(run_id)
-                if run.state is not None and run.state.is_final():
+                if run.state is not None and reached(run.state):
                     return run
-                time.sleep(1)
-        raise AssertionError(f"flow run {run_id} not finished in {timeout}s; workers' logs:\n"
+                time.sleep(0.5)
+        raise AssertionError(f"flow run {run_id} not {what} in {timeout}s (it is "
+                             f"{run.state.name if run.state else None}); workers' logs:\n"
                              + self.worker_logs())
 
     def record(self, run_id: str, timeout: float = 300.0) -> RunRecord:
@@ -444,6 +467,22 @@ class ScaleOut:
         return "\n".join(f"--- {w.name}\n{w.log_text()[-tail:]}" for w in self.workers.values())
 
 
+def create_pool() -> None:
+    """The `gitops` process pool, as `prefect work-pool create gitops --type process` makes it."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.workers.process import ProcessWorker
+
+    pool = WorkPoolCreate(name=POOL, type="process",
+                          base_job_template=ProcessWorker.get_default_base_job_template())
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(pool)
+        except ObjectAlreadyExists:
+            pass
+
+
 def scale_out_fixture(environments: tuple[str, ...], workers: dict[str, int]) -> Any:
     """A module-scoped fixture: ScaleOut with ``environments`` in its infra repo and one worker
     per ``workers`` entry (name -> --limit); the in-test client points at its server meanwhile."""
@@ -455,8 +494,7 @@ def scale_out_fixture(environments: tuple[str, ...], workers: dict[str, int]) ->
             scale.start()
             with use_api(scale.server.api_url):
                 scale.prepare()
-                for name, limit in workers.items():
-                    scale.start_worker(name, limit)
+                scale.start_workers(workers)
                 yield scale
         finally:
             scale.stop()
