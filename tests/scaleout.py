@@ -454,7 +454,18 @@ class ScaleOut:
         run = self.wait_final(run_id, timeout)
         with get_client(sync_client=True) as client:
             states = sorted(client.read_flow_run_states(run.id), key=lambda s: s.timestamp)
-            logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+            # A run's logs reach the server after its final state: wait for the engine's last
+            # line ("Finished in state ...", logged once the run's state is final), which a run
+            # that crashed or was cancelled from outside never writes.
+            ended_itself = run.state.type.value in ("COMPLETED", "FAILED")
+            deadline = time.monotonic() + (20 if ended_itself else 0)
+            while True:
+                logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+                if time.monotonic() > deadline or any(
+                        log.message.startswith("Finished in state") and log.task_run_id is None
+                        and log.timestamp >= states[-1].timestamp for log in logs):
+                    break
+                time.sleep(0.5)
         started = next((s.timestamp for s in states if s.type.value == "RUNNING"), None)
         assert started is not None, f"{run.name} never ran: {[s.type for s in states]}"
         return RunRecord(

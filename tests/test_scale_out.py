@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from deployments.emulators.server import BackgroundServer
+from deployments.sandbox.launcher import SandboxState
 from gitops.receiver import signature_for
 from scaleout import RunRecord, ScaleOut, scale_out_fixture
+from test_deploy_flow import dns_value
 
 pytestmark = pytest.mark.slow
 CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"
@@ -107,3 +109,8 @@ def test_a_signed_push_starts_deploy_main_which_a_worker_runs(scale_out: ScaleOu
     assert run.worker in {"w1", "w2"}, explain(scale_out, run)
     assert run.log_time("sc-b: deploying") is not None, explain(scale_out, run)
     assert Variable.get("gitops-last-good-sc-b")["sha"] == sha
+    assert dns_value(scale_out.sandbox, "app.sc-b.sandbox.internal") is not None
+    state = SandboxState.load(scale_out.sandbox.state_file)
+    app_doc = httpx.get(f"{state.services['argocd'].url}/api/v1/applications/expense-sc-b",
+                        headers={"Authorization": f"Bearer {state.tokens['argocd']}"}).json()
+    assert app_doc["status"]["sync"]["revision"] == sha
