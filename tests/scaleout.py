@@ -15,8 +15,9 @@ needs it:
                         `prefect deploy --all`, and the in-test Prefect client pointed here
                         (`use_api`), with readers for what Prefect recorded about a run.
 
-The module-scoped fixture `scale_out` (import it into a test module) starts one of each and two
-workers, `w1` and `w2`, each with `--limit 1`.
+`scale_out_fixture(environments=..., workers={"w1": 1, "w2": 1})` makes the module-scoped fixture
+(tests/test_scale_out.py: `scale_out = scale_out_fixture(...)`): one of each per module, so cases
+that need the same set-up belong in the same module (a second module pays ~40-60 s more).
 """
 
 from __future__ import annotations
