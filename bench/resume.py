@@ -8,7 +8,7 @@ the infra repository) on the benchmarks' Prefect server; the `gitops` process po
 ``prefect deploy --all`` of prefect.yaml, and the baseline deployment ``bench-bare-suspend/bench``
 on the same pool with the same job variables; ONE process worker
 (``PREFECT_WORKER_QUERY_SECONDS=1``). ``ROUNDS`` prod-like environments (``approval_rule``
-``approvers = ["acme/platform"]``, as tests/test_durable_approval.py), one deploy run each from
+``approvers = ["acme/platform"]``, as tests/test_scale_out.py), one deploy run each from
 ``deploy/deploy``: each plans, seals its plan into the state bucket and suspends; and ``ROUNDS``
 bare runs, each suspended in ``suspend_flow_run``.
 

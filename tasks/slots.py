@@ -6,6 +6,7 @@ It sits on top of the Terraform state lock, which still guards against anything 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -75,6 +76,7 @@ def environment_slot(environment: str, *, wait: bool = True) -> Iterator[None]:
     if busy:
         logger.info("waiting: another deploy of %s holds its slot (%s)", environment, name)
     with ExitStack() as stack:
+        asked = time.monotonic()
         try:
             # A renewal that fails (the server restarting) is logged, never the end of a run
             # that may be applying: the Terraform state lock still guards the state.
@@ -84,8 +86,9 @@ def environment_slot(environment: str, *, wait: bool = True) -> Iterator[None]:
                 timeout_seconds=None if wait else NO_WAIT_ACQUIRE_SECONDS))
         except TimeoutError:
             raise _running(environment) from None
-        if busy:
-            logger.info("got the deploy slot of %s", environment)
+        waited = time.monotonic() - asked
+        if busy or waited > 1.0:  # it was taken when looked at, or between the look and the ask
+            logger.info("got the deploy slot of %s (waited %.0f s)", environment, waited)
         yield
 
 

@@ -5,22 +5,33 @@ workers (`w1`, `w2`, `--limit 1` each) on the `gitops` pool, the deployments fro
 - deploys of two environments run at the same time, on different workers;
 - two deploys of one environment, on different workers, take turns on the environment's deploy
   slot (the global concurrency limit gitops-deploy-<env>);
-- a signed push to the webhook receiver starts deploy-main, which a worker runs.
+- a signed push to the webhook receiver starts deploy-main, which a worker runs;
+- a prod-like deploy suspended for approval loses nothing when the worker that ran it is killed
+  and the server restarts: a fresh worker applies exactly the approved plan, read back sealed from
+  the state bucket (the fault matrix's kill-the-worker case);
+- a deploy killed mid-apply (its worker and its process) is marked Crashed by the zombie
+  automation, its slot's lease runs out, and the next deploy reports the held state lock.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from deployments.emulators.server import BackgroundServer
-from deployments.sandbox.launcher import SandboxState
+from deployments.sandbox import iam
+from deployments.sandbox.launcher import SANDBOX_BACKEND, SandboxState
 from gitops.receiver import signature_for
 from scaleout import RunRecord, ScaleOut, scale_out_fixture
-from test_deploy_flow import dns_value
+from gitops.planstore import PREFIX
+from test_deploy_flow import dns_value, state_versions
+from test_fault_matrix import lock_items, state_key
 
 pytestmark = pytest.mark.slow
 CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"
@@ -64,7 +75,10 @@ def test_two_deploys_of_one_environment_take_turns_on_its_slot(scale_out: ScaleO
     assert (first.state, second.state) == ("COMPLETED", "COMPLETED"), explain(scale_out, *runs)
     assert {first.worker, second.worker} == {"w1", "w2"}, explain(scale_out, *runs)
     assert first.overlaps(second), explain(scale_out, *runs)  # both running: the slot, not a worker
-    waited = [r for r in runs if r.log_time("waiting: another deploy of sc-a holds its slot")]
+    # One of them waited: it said so when the slot was taken as it looked ("waiting: another
+    # deploy of sc-a holds its slot"), or took it between its look and its ask; either way it
+    # logs how long it waited once it got the slot.
+    waited = [r for r in runs if r.log_time("got the deploy slot of sc-a")]
     assert len(waited) == 1, explain(scale_out, *runs)
     waiter = waited[0]
     holder = second if waiter is first else first
@@ -114,3 +128,134 @@ def test_a_signed_push_starts_deploy_main_which_a_worker_runs(scale_out: ScaleOu
     app_doc = httpx.get(f"{state.services['argocd'].url}/api/v1/applications/expense-sc-b",
                         headers={"Authorization": f"Bearer {state.tokens['argocd']}"}).json()
     assert app_doc["status"]["sync"]["revision"] == sha
+
+
+TEAM_RULE = 'approvers = ["acme/platform"]\n'
+
+
+def saved_plans(scale: ScaleOut, env: str, run_id: str) -> list[str]:
+    s3 = scale.sandbox.aws_client("s3")
+    found = s3.list_objects_v2(Bucket=SANDBOX_BACKEND.bucket, Prefix=f"{PREFIX}/{env}/{run_id}/")
+    return [o["Key"] for o in found.get("Contents", [])]
+
+
+def approval_fingerprint(env: str, sha: str) -> str:
+    """The fingerprint the run asks approval for, from its request on the commit (GitHub)."""
+    from deployments.approvals import paused_approvals, waiting_request
+
+    (waiting,) = paused_approvals(env)
+    request = waiting_request(waiting.run_id)
+    assert request.commit == sha
+    return request.fingerprint
+
+
+def test_a_suspended_approval_survives_its_worker_and_a_server_restart(
+        scale_out: ScaleOut, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from botocore.exceptions import ClientError
+
+    from deployments.cli import main as cli
+    from prefect.client.orchestration import get_client
+
+    env = "sc-prod"
+    scale_out.repo.add_environment(env, like="sc-a", approval=True, approval_rule=TEAM_RULE)
+    sha = scale_out.repo.push(f"Add {env}")
+    run_id = scale_out.run_deployment("deploy/deploy", environment=env, sha=sha)
+    run = scale_out.wait_state(run_id, lambda s: s.is_paused() or s.is_final(), 300, "waiting")
+    assert run.state.name == "Suspended", (run.state, scale_out.worker_logs())
+    fingerprint = approval_fingerprint(env, sha)
+    # Nothing waits on a worker: no process, no files. The plan waits sealed in the state
+    # bucket, where the environment's plan credentials cannot read it.
+    assert not (Path(os.environ["GITOPS_WORKDIR"]) / "runs" / run_id).exists()
+    (key,) = saved_plans(scale_out, env, run_id)
+    assert key.split("/")[-1].startswith(fingerprint[:12]) and key.endswith(".tfplan.enc")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        scale_out.sandbox.aws_client("s3", iam.plan_block(env)).get_object(
+            Bucket=SANDBOX_BACKEND.bucket, Key=key)
+    assert state_versions(scale_out.sandbox, env) == 0
+
+    ran_on = (run.labels or {}).get("prefect.worker.name")
+    scale_out.workers[ran_on].kill()          # a redeploy of the workers, a drained node
+    scale_out.server.restart()                # and the Prefect server restarts meanwhile
+    fresh = scale_out.start_worker("w-fresh")
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run_id).state.name == "Suspended"   # nothing lost
+    monkeypatch.setenv("GITOPS_GITHUB_TOKEN", scale_out.sandbox.github_token("erin"))
+    capsys.readouterr()
+    code = cli(["approve", env, "--wait", "240"])
+    said = capsys.readouterr()
+    assert code == 0 and "approved" in said.out, (said, scale_out.worker_logs())
+
+    done = scale_out.record(run_id)
+    assert done.state == "COMPLETED", explain(scale_out, done)
+    resumed_by = [w.name for w in scale_out.workers.values()
+                  if w.name != ran_on and run_id in w.log_text()]
+    assert resumed_by, explain(scale_out, done)   # another worker took the resumed run
+    with get_client(sync_client=True) as client:
+        report = client.read_flow_run(run_id).state.result()  # persisted to S3, read over the API
+    assert (report.outcome.value, report.approver) == ("deployed", "erin")
+    assert state_versions(scale_out.sandbox, env) == 1
+    assert done.log_time(f"resumed with plan {fingerprint}") is not None, explain(scale_out, done)
+    assert done.log_time(f"applied {fingerprint}") is not None, explain(scale_out, done)
+    assert saved_plans(scale_out, env, run_id) == []   # deleted once applied
+    assert fresh.alive()
+
+
+def processes_of_run(run_id: str) -> list[int]:
+    """Every process that carries the flow run's id in its environment (the run's own process,
+    terraform and the provider under it)."""
+    mark = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if mark in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_a_deploy_killed_mid_apply_is_crashed_frees_its_slot_and_reports_its_lock(
+        scale_out: ScaleOut) -> None:
+    from deployments.automations import ensure_zombie_automation
+    from deployments.sandbox.cloud import SandboxCloud
+    from tasks.slots import slot_in_use, slot_name
+    from test_deploy_flow import deploy_state
+
+    ensure_zombie_automation()    # what `gitops-flows install-automations` does, once a server
+    env = "sc-kill"
+    scale_out.repo.add_environment(env, like="sc-a")
+    toml = scale_out.repo.path / f"terraform/environments/{env}/environment.toml"
+    toml.write_text(toml.read_text().replace("lock_timeout_seconds = 30",
+                                             "lock_timeout_seconds = 2"))
+    sha = scale_out.repo.push(f"Add {env}")
+    cloud = SandboxCloud(scale_out.sandbox.cloud_dir)
+    cloud.inject_fault(f"expense-{env}-web", delay_seconds=300)   # apply sits in the provider
+    run_id = scale_out.run_deployment("deploy/deploy", environment=env, sha=sha)
+    deadline = time.monotonic() + 240
+    while not any(state_key(env) in i["LockID"]["S"] for i in lock_items(scale_out.sandbox)):
+        assert time.monotonic() < deadline, ("apply never took the lock", scale_out.worker_logs())
+        time.sleep(1)
+    assert slot_in_use(slot_name(env))
+    running = scale_out.wait_state(run_id, lambda s: s.is_running(), 10, "running")
+    time.sleep(2)
+    scale_out.workers[(running.labels or {})["prefect.worker.name"]].kill()  # the node goes...
+    for pid in processes_of_run(run_id):                                   # ...and its runs
+        os.kill(pid, signal.SIGKILL)
+    died = time.monotonic()
+    cloud.clear_fault(f"expense-{env}-web")
+
+    run = scale_out.wait_final(run_id, 240)
+    assert run.state.is_crashed(), run.state
+    assert "heartbeats stopped" in (run.state.message or "")
+    assert time.monotonic() - died < 150     # about a minute: 60 s of silence, one heartbeat
+    while slot_in_use(slot_name(env)):       # its lease ran out: nobody resets it by hand
+        assert time.monotonic() - died < 180, "the dead run's deploy slot was never freed"
+        time.sleep(2)
+
+    # The next deploy gets the slot at once and says the state lock is held, and how to release
+    # it; the pipeline never breaks it on its own.
+    state = deploy_state(env, sha)
+    assert state.is_failed() and "state is locked" in state.message, state.message
+    assert "unlock" in state.message
+    assert any(state_key(env) in i["LockID"]["S"] for i in lock_items(scale_out.sandbox))
