@@ -243,7 +243,7 @@ def start_remediation(report: DriftReport, sha: str) -> str | None:
     not exist, say that remediation needs it and start nothing.
     """
     from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+    from prefect.exceptions import ObjectNotFound
 
     logger = get_run_logger()
     try:

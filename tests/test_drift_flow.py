@@ -204,7 +204,6 @@ def test_two_checks_of_one_environment_at_once_tell_once_and_keep_the_later_obse
     import contextvars
     import threading
     from concurrent.futures import ThreadPoolExecutor
-    from dataclasses import replace
     from datetime import datetime, timedelta, timezone
 
     from prefect import flow
