@@ -18,7 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHMARKS = ("plan_overhead", "big_plan", "fanout", "webhook", "scrub", "policies")
+BENCHMARKS = ("plan_overhead", "big_plan", "fanout", "drift_pool", "webhook", "scrub", "policies")
 
 
 def _cpu_model() -> str:
