@@ -60,6 +60,21 @@ def _deploy() -> None:
                               capture_output=True, text=True, timeout=300, check=False)
         if done.returncode != 0:
             raise RuntimeError(f"prefect {args[0]} failed: {done.stderr[-2000:]}")
+    _pause_schedule()
+
+
+def _pause_schedule() -> None:
+    """Pause the drift deployment's hourly schedule (and drop the runs it made): a scheduled
+    check of every environment must not land in a timed pass."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("drift/drift")
+        client.pause_deployment(deployment.id)
+        for run in client.read_flow_runs(deployment_filter=DeploymentFilter(
+                id=DeploymentFilterId(any_=[deployment.id]))):
+            client.delete_flow_run(run.id)
 
 
 @contextmanager
