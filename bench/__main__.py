@@ -18,7 +18,8 @@ import time
 import traceback
 from pathlib import Path
 
-BENCHMARKS = ("plan_overhead", "big_plan", "fanout", "webhook", "scrub", "policies", "resume")
+BENCHMARKS = ("plan_overhead", "big_plan", "fanout", "drift_pool", "webhook", "scrub", "policies",
+              "resume")
 
 
 def _cpu_model() -> str:

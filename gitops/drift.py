@@ -26,6 +26,7 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -36,7 +37,8 @@ from gitops.redact import redact_text
 __all__ = [
     "ISSUE_LABEL", "MAX_ISSUE_CHARS", "DriftReport", "DriftedAttribute", "EnvDriftStatus", "Notice",
     "NoticeKind", "ResourceDrift", "classify", "drift_marker", "errored", "fingerprint",
-    "notification", "render_drift_issue", "render_drift_resolved", "render_drift_table", "skipped",
+    "notification", "observed_before", "render_drift_issue", "render_drift_resolved",
+    "render_drift_table", "skipped",
 ]
 
 ISSUE_LABEL = "drift"
@@ -107,6 +109,8 @@ class NoticeKind(StrEnum):
     """Reported drift is gone: close the issue, emit ``gitops.drift.resolved``."""
     NONE = "none"
     """Nothing to report (in sync, pending only, or not checked)."""
+    SUPERSEDED = "superseded"
+    """A check that observed the environment later already ran: say nothing, keep its record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,7 @@ class DriftReport:
     names them), ``pending_outputs`` the output changes not explained by drift. ``reason`` says
     why an environment was skipped or failed; ``lock`` is the state lock holder when it was
     skipped for a held lock. ``notice`` is filled in by the flow once it decided what to tell.
+    ``observed_at`` orders two checks of one environment that overlap (see :func:`notification`).
     """
 
     environment: str
@@ -154,6 +159,8 @@ class DriftReport:
     reason: str = ""
     lock: LockInfo | None = None
     notice: NoticeKind | None = None
+    observed_at: str = ""
+    """When the ``-refresh-only`` plan read the world (ISO 8601, UTC); empty when not checked."""
 
     @property
     def has_drift(self) -> bool:
@@ -279,15 +286,21 @@ def fingerprint(report: DriftReport) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def notification(previous_fingerprint: str | None, report: DriftReport) -> Notice:
-    """What to tell, given the fingerprint notified last time (None if none is open).
+def notification(previous_fingerprint: str | None, report: DriftReport, *,
+                 last_observed: str = "") -> Notice:
+    """What to tell, given the fingerprint notified last time (None if none is open) and when
+    the check that last recorded it observed the environment (``last_observed``, ISO 8601).
 
     Skipped and failed checks say nothing and keep what was reported: a held lock must not
-    close a drift issue.
+    close a drift issue. A check that observed the environment *before* the recorded one
+    (two checks overlapped and the later observation was recorded first) is superseded: it says
+    nothing and keeps the newer record.
     """
     if not report.status.checked:
         return Notice(NoticeKind.NONE, None, previous_fingerprint)
     current = fingerprint(report)
+    if observed_before(report.observed_at, last_observed):
+        return Notice(NoticeKind.SUPERSEDED, current, previous_fingerprint)
     if current is None:
         kind = NoticeKind.NONE if previous_fingerprint is None else NoticeKind.RESOLVED
     elif previous_fingerprint is None:
@@ -297,6 +310,15 @@ def notification(previous_fingerprint: str | None, report: DriftReport) -> Notic
     else:
         kind = NoticeKind.CHANGED
     return Notice(kind, current, previous_fingerprint)
+
+
+def observed_before(observed_at: str, recorded: str) -> bool:
+    """Whether an observation at ``observed_at`` is older than the ``recorded`` one (both ISO
+    8601 with a time zone; an empty or unreadable time orders nothing)."""
+    try:
+        return datetime.fromisoformat(observed_at) < datetime.fromisoformat(recorded)
+    except (TypeError, ValueError):
+        return False
 
 
 # --------------------------------------------------------------------------------------------

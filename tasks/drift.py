@@ -5,17 +5,30 @@ Nothing here applies anything. Plans never pass ``-lock=false`` and never force-
 state lock is a *skipped* report. Retry policy: the plans do not retry (see tasks/terraform.py);
 GitHub calls retry on transient failures only (tasks/retry.py); the Variable read/write retries
 (it is idempotent).
+
+Notifying is compare → tell → remember; :func:`notify_lock` (a global concurrency limit per
+environment) makes that one step, so two checks of one environment that overlap (the schedule
+and a manual run, on two workers) never both tell, and the later observation is what stays
+remembered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
 from prefect.variables import Variable
+
+from gitops.config import check_environment_name
 
 from gitops.drift import (
     ISSUE_LABEL,
@@ -41,6 +54,11 @@ from tasks.terraform import stage_plan
 REMEDIATION_DEPLOYMENT = "deploy/deploy"
 DETECTED_EVENT = "gitops.drift.detected"
 RESOLVED_EVENT = "gitops.drift.resolved"
+NOTIFY_LOCK_LEASE_SECONDS = 60
+"""Lease of the notify lock: renewed while held; a holder that dies frees it after this (the
+API's minimum)."""
+NOTIFY_LOCK_WAIT_SECONDS = 300
+"""How long a check waits for another check of the environment to finish notifying."""
 
 
 # -- read-only plans ------------------------------------------------------------------------------
@@ -64,6 +82,9 @@ def plan_drift(ws: EnvWorkspace, slot: str) -> DriftReport:
         logger.info("%s: a deploy holds %s; skipped", ws.name, slot)
         return skipped(ws.name, ws.commit, f"a deploy of {ws.name} is running (slot {slot} held)")
     refresh = stage_plan(ws, refresh_only=True, label="drift-refresh")
+    # After the refresh ended: two plans of one environment hold its state lock in turn, so the
+    # later end is the later observation.
+    observed_at = datetime.now(timezone.utc).isoformat()
     if refresh.status is PlanStatus.LOCKED:
         logger.info("%s: %s", ws.name, _lock_reason(refresh.lock))
         return skipped(ws.name, ws.commit, _lock_reason(refresh.lock), refresh.lock)
@@ -71,7 +92,8 @@ def plan_drift(ws: EnvWorkspace, slot: str) -> DriftReport:
     if normal.status is PlanStatus.LOCKED:
         logger.info("%s: %s", ws.name, _lock_reason(normal.lock))
         return skipped(ws.name, ws.commit, _lock_reason(normal.lock), normal.lock)
-    report = classify(refresh.plan, normal.plan, environment=ws.name, commit=ws.commit)
+    report = replace(classify(refresh.plan, normal.plan, environment=ws.name, commit=ws.commit),
+                     observed_at=observed_at)
     logger.info("%s: %s (%d drifted resource(s), pending: %s)", ws.name, report.status,
                 len(report.drifted), report.pending.summary())
     return report
@@ -85,24 +107,64 @@ def variable_name(environment: str) -> str:
     return f"gitops-drift-{environment}"
 
 
+def notify_lock_name(environment: str) -> str:
+    """The global concurrency limit (one slot) that serializes notifying about ``environment``;
+    a name that is not a plain environment name is refused (ConfigError)."""
+    return f"gitops-drift-{check_environment_name(environment)}"
+
+
+@contextmanager
+def notify_lock(environment: str) -> Iterator[None]:
+    """Hold the environment's notify lock (created on first use); TimeoutError after
+    :data:`NOTIFY_LOCK_WAIT_SECONDS`."""
+    name = notify_lock_name(environment)
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            try:
+                client.upsert_global_concurrency_limit_by_name(name, 1)
+            except ObjectAlreadyExists:  # another check created it meanwhile
+                pass
+    with concurrency(name, occupy=1, strict=True, timeout_seconds=NOTIFY_LOCK_WAIT_SECONDS,
+                     lease_duration=NOTIFY_LOCK_LEASE_SECONDS):
+        yield
+
+
+@dataclass(frozen=True)
+class Notified:
+    """What the Variable remembers: the fingerprint last notified (None: no open drift), when
+    the check that recorded it observed the environment, and the drift issue's number."""
+
+    fingerprint: str | None = None
+    observed_at: str = ""
+    issue: int | None = None
+
+
 @task(name="drift-last-notified", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def load_notified_fingerprint(environment: str) -> str | None:
-    """The drift fingerprint last notified for ``environment`` (None: no open drift)."""
+def load_notified(environment: str) -> Notified:
+    """What was last notified for ``environment`` (nothing recorded: an empty record)."""
     value = Variable.get(variable_name(environment), default=None, _sync=True)
-    if isinstance(value, dict) and isinstance(value.get("fingerprint"), str):
-        return value["fingerprint"] or None
-    return None
+    if not isinstance(value, dict):
+        return Notified()
+    found = value.get("fingerprint")
+    observed = value.get("observed_at")
+    issue = value.get("issue")
+    return Notified(fingerprint=found if isinstance(found, str) and found else None,
+                    observed_at=observed if isinstance(observed, str) else "",
+                    issue=issue if isinstance(issue, int) else None)
 
 
 @task(name="drift-remember", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def store_notified_fingerprint(report: DriftReport, value: str | None,
-                               issue: int | None = None) -> None:
-    """Remember ``value`` as the fingerprint notified for the report's environment."""
+def store_notified(report: DriftReport, value: str | None, issue: int | None = None) -> None:
+    """Remember ``value`` as the fingerprint notified for the report's environment, observed
+    when the report was."""
     Variable.set(variable_name(report.environment), {
         "fingerprint": value,
         "status": str(report.status),
         "commit": report.commit,
         "issue": issue,
+        "observed_at": report.observed_at,
         "updated_at": datetime.now(timezone.utc).isoformat(),
     }, overwrite=True, _sync=True)
 

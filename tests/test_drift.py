@@ -122,6 +122,24 @@ def test_notification_lifecycle() -> None:
     assert quiet.kind is NoticeKind.NONE and not quiet.notify and quiet.remember is None
 
 
+def test_a_check_that_observed_earlier_than_the_one_recorded_is_superseded() -> None:
+    """Two checks overlapped and the later observation was recorded first: the earlier one
+    tells nothing (whatever it found) and keeps the newer record."""
+    recorded = "2026-12-01T10:00:05+00:00"
+    fp = fingerprint(report("drift"))
+    for found in (report("drift", refresh="drift_more"), report("in_sync"), report("drift")):
+        older = replace(found, observed_at="2026-12-01T10:00:01+00:00")
+        notice = notification(fp, older, last_observed=recorded)
+        assert notice.kind is NoticeKind.SUPERSEDED and not notice.notify
+        assert notice.remember == fp
+    later = replace(report("drift", refresh="drift_more"), observed_at="2026-12-01T10:00:09Z")
+    assert notification(fp, later, last_observed=recorded).kind is NoticeKind.CHANGED
+    # Nothing recorded yet, or a record from before observation times were kept: no order.
+    assert notification(None, later).kind is NoticeKind.NEW
+    assert notification(fp, replace(later, observed_at=""),
+                        last_observed=recorded).kind is NoticeKind.CHANGED
+
+
 @pytest.mark.parametrize("r", [
     skipped("dev", SHA, "state is locked by alice", LockInfo(id="1", who="alice")),
     errored("dev", SHA, "terraform plan failed"),

@@ -194,3 +194,56 @@ def test_remediation_starts_one_deploy_of_the_last_good_commit(sandbox: Any, inf
                 client.delete_flow_run(run.id)
             if created:
                 client.delete_deployment(deployment_id)
+
+
+def test_two_checks_of_one_environment_at_once_tell_once_and_keep_the_later_observation(
+        sandbox: Any, github: httpx.Client) -> None:
+    """A scheduled and a manual check of one environment notify at the same moment: one issue,
+    one event; then a check that observed earlier (a slow overlapping one) tells nothing and the
+    later fingerprint stays remembered."""
+    import contextvars
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime, timedelta, timezone
+
+    from prefect import flow
+
+    from flows.drift import notify
+    from gitops.drift import DriftedAttribute, DriftReport, ResourceDrift, fingerprint
+    from gitops.settings import load_settings
+    from tasks.drift import load_notified
+
+    env = "drift-twice"
+    now = datetime.now(timezone.utc)
+
+    def drifted(replicas: str, at: datetime) -> DriftReport:
+        return DriftReport(environment=env, status=EnvDriftStatus.DRIFTED, commit="a" * 40,
+                           drifted=(ResourceDrift("module.web.sandbox_service.this", "update", (
+                               DriftedAttribute("replicas", "2", replicas),)),),
+                           observed_at=at.isoformat())
+
+    report = drifted("5", now)
+    start = threading.Barrier(2)
+
+    @flow(name="drift-notify-overlap")
+    def overlap() -> list[NoticeKind]:
+        settings = load_settings()
+
+        def check() -> NoticeKind:
+            start.wait(timeout=30)
+            return notify(settings, report, None).notice
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, check) for _ in range(2)]
+            told = sorted(f.result() for f in futures)
+        older = notify(settings, drifted("9", now - timedelta(seconds=30)), None)
+        return [*told, older.notice]
+
+    assert overlap() == [NoticeKind.NEW, NoticeKind.UNCHANGED, NoticeKind.SUPERSEDED]
+    assert len(drift_issues(github, env)) == 1
+    assert wait_events(env, "gitops.drift.detected", 1) == 1
+    time.sleep(1.0)
+    assert drift_events(env, "gitops.drift.detected") == 1
+    remembered = load_notified.fn(env)
+    assert remembered.fingerprint == fingerprint(report)
+    assert remembered.observed_at == report.observed_at

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from gitops.receiver import DEPLOY_MAIN_DEPLOYMENT, PR_CLOSED_DEPLOYMENT, PR_PLAN_DEPLOYMENT
+from flows.drift import ENVIRONMENT_DEPLOYMENT
 from tasks.drift import REMEDIATION_DEPLOYMENT
 
 pytestmark = pytest.mark.slow
@@ -31,6 +32,7 @@ EXPECTED = {
     "rollback/rollback": "flows/rollback.py:rollback",
     "unlock/unlock": "flows/unlock.py:unlock",
     "drift/drift": "flows/drift.py:drift",
+    "drift-environment/drift-environment": "flows/drift.py:drift_environment",
 }
 
 
@@ -87,7 +89,7 @@ def test_only_drift_runs_on_a_schedule(deployments):
     assert schedule.schedule.cron == "0 * * * *"
     assert schedule.schedule.timezone == "UTC"
     for name in ("pr-plan/pr-plan", "pr-closed/pr-closed", "deploy-main/deploy-main",
-                 "deploy/deploy"):
+                 "deploy/deploy", ENVIRONMENT_DEPLOYMENT):
         assert deployments[name].schedules == []
 
 
@@ -99,13 +101,14 @@ def test_pr_plan_parameters_are_what_the_webhook_sends(deployments):
     assert set(closed["required"]) == {"repository", "pr_number"}
 
 
-# The webhook (gitops/receiver/routing.py) and drift remediation must agree with the deployments
+# The webhook (gitops/receiver/routing.py), drift's fan-out and drift remediation must agree with the deployments
 # on names and parameters, or a delivery answers 503 forever.
 WEBHOOK_ROUTES = {
     PR_PLAN_DEPLOYMENT: {"repository", "pr_number", "head_sha", "base_ref"},
     PR_CLOSED_DEPLOYMENT: {"repository", "pr_number"},
     DEPLOY_MAIN_DEPLOYMENT: {"repository", "sha", "ref"},
     REMEDIATION_DEPLOYMENT: {"environment", "sha"},
+    ENVIRONMENT_DEPLOYMENT: {"environment", "sha"},
 }
 
 
