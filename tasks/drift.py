@@ -51,7 +51,7 @@ from tasks.retry import BACKOFF, transient_only
 from tasks.slots import slot_in_use
 from tasks.terraform import stage_plan
 
-REMEDIATION_DEPLOYMENT = "deploy/deploy"
+REMEDIATION_DEPLOYMENT = "deploy/deploy"  # tasks.deploys.DEPLOY_DEPLOYMENT
 DETECTED_EVENT = "gitops.drift.detected"
 RESOLVED_EVENT = "gitops.drift.resolved"
 NOTIFY_LOCK_LEASE_SECONDS = 60
@@ -242,24 +242,22 @@ def start_remediation(report: DriftReport, sha: str) -> str | None:
     One run per environment and drift fingerprint (idempotency key). When the deployment does
     not exist, say that remediation needs it and start nothing.
     """
-    from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
+
+    from tasks.deploys import start_deploy_run
 
     logger = get_run_logger()
     try:
-        run = run_deployment(REMEDIATION_DEPLOYMENT,
-                             parameters={"environment": report.environment, "sha": sha},
-                             timeout=0, as_subflow=False,
-                             idempotency_key=f"drift-remediate-{report.environment}-"
-                                             f"{fingerprint(report)}")
+        run_id, _ = start_deploy_run(report.environment, sha,
+                                     f"drift-remediate-{report.environment}-{fingerprint(report)}")
     except ObjectNotFound:
         logger.warning("%s: remediate = true, but remediation needs the deployment %s, which "
                        "does not exist; nothing started", report.environment,
                        REMEDIATION_DEPLOYMENT)
         return None
     logger.info("%s: started %s for the last good commit %s (flow run %s)", report.environment,
-                REMEDIATION_DEPLOYMENT, sha[:12], run.id)
-    return str(run.id)
+                REMEDIATION_DEPLOYMENT, sha[:12], run_id)
+    return run_id
 
 
 @task(name="drift-table", cache_policy=NO_CACHE)

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -133,6 +134,19 @@ def test_a_signed_push_starts_deploy_main_which_a_worker_runs(scale_out: ScaleOu
 TEAM_RULE = 'approvers = ["acme/platform"]\n'
 
 
+def add_environment(scale: ScaleOut, env: str, *, approval: bool) -> None:
+    """A new environment like sc-a (the module's repo has no staging to copy), with the team's
+    approval rule when ``approval``. sc-a's rule already names a timeout, which
+    InfraRepo.add_environment would write a second time: the rule is written here, once."""
+    scale.repo.add_environment(env, like="sc-a")
+    toml = scale.repo.path / f"terraform/environments/{env}/environment.toml"
+    head, rule = toml.read_text().split("[approval]\n", 1)
+    rule = "\n".join(line for line in rule.splitlines()
+                     if not line.startswith(("required", "timeout_seconds")))
+    toml.write_text(f"{head}[approval]\nrequired = {str(approval).lower()}\n"
+                    f"timeout_seconds = 600\n{TEAM_RULE if approval else ''}{rule}\n")
+
+
 def saved_plans(scale: ScaleOut, env: str, run_id: str) -> list[str]:
     s3 = scale.sandbox.aws_client("s3")
     found = s3.list_objects_v2(Bucket=SANDBOX_BACKEND.bucket, Prefix=f"{PREFIX}/{env}/{run_id}/")
@@ -149,6 +163,25 @@ def approval_fingerprint(env: str, sha: str) -> str:
     return request.fingerprint
 
 
+@pytest.fixture()
+def github_reads_this_repo(scale_out: ScaleOut) -> Iterator[None]:
+    """The GitHub emulator answers `GET /repos/acme/infrastructure/commits/{sha}` (who wrote a
+    commit: the approval's author check) from the module's repository, then the sandbox's again."""
+    from urllib.parse import urlparse
+
+    from deployments.emulators.github import EmulatorControl
+    from deployments.sandbox.launcher import SANDBOX_REPOSITORY
+
+    state = SandboxState.load(scale_out.sandbox.state_file)
+    with EmulatorControl(state.services["github"].url, state.tokens["github"]) as control:
+        control.attach_git(SANDBOX_REPOSITORY, urlparse(scale_out.repo.url).path)
+        try:
+            yield
+        finally:
+            control.attach_git(SANDBOX_REPOSITORY, scale_out.sandbox.repo_dir)
+
+
+@pytest.mark.usefixtures("github_reads_this_repo")
 def test_a_suspended_approval_survives_its_worker_and_a_server_restart(
         scale_out: ScaleOut, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     from botocore.exceptions import ClientError
@@ -157,7 +190,7 @@ def test_a_suspended_approval_survives_its_worker_and_a_server_restart(
     from prefect.client.orchestration import get_client
 
     env = "sc-prod"
-    scale_out.repo.add_environment(env, like="sc-a", approval=True, approval_rule=TEAM_RULE)
+    add_environment(scale_out, env, approval=True)
     sha = scale_out.repo.push(f"Add {env}")
     run_id = scale_out.run_deployment("deploy/deploy", environment=env, sha=sha)
     run = scale_out.wait_state(run_id, lambda s: s.is_paused() or s.is_final(), 300, "waiting")
@@ -216,7 +249,7 @@ def processes_of_run(run_id: str) -> list[int]:
 
 
 def test_a_deploy_killed_mid_apply_is_crashed_frees_its_slot_and_reports_its_lock(
-        scale_out: ScaleOut) -> None:
+        scale_out: ScaleOut, monkeypatch: pytest.MonkeyPatch) -> None:
     from deployments.automations import ensure_zombie_automation
     from deployments.sandbox.cloud import SandboxCloud
     from tasks.slots import slot_in_use, slot_name
@@ -224,7 +257,7 @@ def test_a_deploy_killed_mid_apply_is_crashed_frees_its_slot_and_reports_its_loc
 
     ensure_zombie_automation()    # what `gitops-flows install-automations` does, once a server
     env = "sc-kill"
-    scale_out.repo.add_environment(env, like="sc-a")
+    add_environment(scale_out, env, approval=False)
     toml = scale_out.repo.path / f"terraform/environments/{env}/environment.toml"
     toml.write_text(toml.read_text().replace("lock_timeout_seconds = 30",
                                              "lock_timeout_seconds = 2"))
@@ -255,6 +288,7 @@ def test_a_deploy_killed_mid_apply_is_crashed_frees_its_slot_and_reports_its_loc
 
     # The next deploy gets the slot at once and says the state lock is held, and how to release
     # it; the pipeline never breaks it on its own.
+    monkeypatch.setenv("GITOPS_REPOSITORY_URL", scale_out.repo.url)   # run here, in the test
     state = deploy_state(env, sha)
     assert state.is_failed() and "state is locked" in state.message, state.message
     assert "unlock" in state.message

@@ -1,7 +1,7 @@
 """End to end the way a team runs it past one machine: `prefect deploy --all` from prefect.yaml,
-Prefect workers on the `gitops` process pool, and a signed GitHub push delivered to the webhook
-receiver, which starts the deploy-main deployment that the worker runs; and the drift deployment,
-whose environment runs spread over two workers."""
+Prefect workers on the `gitops` process pool, and the drift deployment, whose environment runs
+spread over two workers. (A signed push running deploy-main on a worker, and the rest of the
+scale-out, are in test_scale_out.py, on a PostgreSQL-backed server.)"""
 
 from __future__ import annotations
 
@@ -15,28 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from deployments.sandbox.launcher import SandboxState
-from deployments.emulators.server import BackgroundServer
-from gitops.receiver import signature_for
 from infra_repo import InfraRepo
-from test_deploy_flow import dns_value
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-REPOSITORY = "acme/infrastructure"
-SECRET = "worker-test-webhook-secret"
-
-
-@pytest.fixture()
-def own_repo(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> InfraRepo:
-    repo = InfraRepo.isolated(tmp_path, ("wk-a",))
-    monkeypatch.setenv("GITOPS_REPOSITORY_URL", repo.url)
-    return repo
 
 
 def prefect_env() -> dict[str, str]:
@@ -72,23 +57,6 @@ def process_worker(env: dict[str, str], log_path: Path,
         log.close()
 
 
-@pytest.fixture()
-def worker(own_repo: InfraRepo, tmp_path: Path) -> Iterator[subprocess.Popen]:
-    env = prefect_env()
-    deploy_everything(env)
-    with process_worker(env, tmp_path / "worker.log") as proc:
-        yield proc
-
-
-def push_payload(sha: str) -> bytes:
-    doc = json.loads((CONTRACTS / "push.default-branch.2.json").read_text())
-    doc["ref"] = "refs/heads/main"
-    doc["after"] = sha
-    doc["repository"]["full_name"] = REPOSITORY
-    doc["repository"]["default_branch"] = "main"
-    return json.dumps(doc).encode()
-
-
 def wait_final(run_id: str, timeout: float = 300.0) -> Any:
     from prefect.client.orchestration import get_client
 
@@ -100,31 +68,6 @@ def wait_final(run_id: str, timeout: float = 300.0) -> Any:
                 return run
             time.sleep(1)
     raise AssertionError(f"flow run {run_id} did not finish within {timeout}s")
-
-
-def test_a_signed_push_runs_deploy_main_on_a_worker(sandbox, own_repo, worker, tmp_path):
-    from deployments.webhook_server import build_app
-
-    sha = own_repo.push("Add wk-a")
-    app = build_app(environ={"GITOPS_REPOSITORIES": REPOSITORY, "GITHUB_WEBHOOK_SECRET": SECRET},
-                    load_block=lambda name: None)
-    body = push_payload(sha)
-    with BackgroundServer(app) as server:
-        response = httpx.post(f"{server.url}/webhooks/github", content=body, timeout=30, headers={
-            "X-GitHub-Event": "push", "X-GitHub-Delivery": "worker-e2e-1",
-            "X-Hub-Signature-256": signature_for(SECRET.encode(), body),
-            "Content-Type": "application/json"})
-    assert response.status_code == 202, response.text
-    run = wait_final(response.json()["run_id"])
-
-    assert run.state.is_completed(), (run.state.message,
-                                      (tmp_path / "worker.log").read_text()[-3000:])
-    assert dns_value(sandbox, "app.wk-a.sandbox.internal") is not None
-    token = SandboxState.load(sandbox.state_file).tokens["argocd"]
-    argocd = SandboxState.load(sandbox.state_file).services["argocd"].url
-    app_doc = httpx.get(f"{argocd}/api/v1/applications/expense-wk-a",
-                        headers={"Authorization": f"Bearer {token}"}).json()
-    assert app_doc["status"]["sync"]["revision"] == sha
 
 
 FANOUT_ENVS = ("fan-a", "fan-b", "fan-c")
