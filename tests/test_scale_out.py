@@ -32,7 +32,7 @@ from gitops.receiver import signature_for
 from scaleout import RunRecord, ScaleOut, scale_out_fixture
 from gitops.planstore import PREFIX
 from test_deploy_flow import dns_value, state_versions
-from test_fault_matrix import lock_items, state_key
+from test_fault_matrix import _terraform_pids, lock_items, state_key
 
 pytestmark = pytest.mark.slow
 CONTRACTS = Path(__file__).resolve().parent / "contracts" / "github"
@@ -153,6 +153,15 @@ def saved_plans(scale: ScaleOut, env: str, run_id: str) -> list[str]:
     return [o["Key"] for o in found.get("Contents", [])]
 
 
+def result_objects(scale: ScaleOut) -> list[str]:
+    """The keys of the results bucket (prefect.yaml persists flow results there)."""
+    from deployments.sandbox.launcher import RESULTS_BUCKET
+
+    s3 = scale.sandbox.aws_client("s3")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=RESULTS_BUCKET)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
 def approval_fingerprint(env: str, sha: str) -> str:
     """The fingerprint the run asks approval for, from its request on the commit (GitHub)."""
     from deployments.approvals import paused_approvals, waiting_request
@@ -192,6 +201,7 @@ def test_a_suspended_approval_survives_its_worker_and_a_server_restart(
     env = "sc-prod"
     add_environment(scale_out, env, approval=True)
     sha = scale_out.repo.push(f"Add {env}")
+    results_before = set(result_objects(scale_out))
     run_id = scale_out.run_deployment("deploy/deploy", environment=env, sha=sha)
     run = scale_out.wait_state(run_id, lambda s: s.is_paused() or s.is_final(), 300, "waiting")
     assert run.state.name == "Suspended", (run.state, scale_out.worker_logs())
@@ -226,6 +236,9 @@ def test_a_suspended_approval_survives_its_worker_and_a_server_restart(
     with get_client(sync_client=True) as client:
         report = client.read_flow_run(run_id).state.result()  # persisted to S3, read over the API
     assert (report.outcome.value, report.approver) == ("deployed", "erin")
+    # ...and that report is all the run persisted: no task's result (a parsed plan, the stack's
+    # outputs: state values in clear text) went to the results bucket.
+    assert len(set(result_objects(scale_out)) - results_before) == 1
     assert state_versions(scale_out.sandbox, env) == 1
     assert done.log_time(f"resumed with plan {fingerprint}") is not None, explain(scale_out, done)
     assert done.log_time(f"applied {fingerprint}") is not None, explain(scale_out, done)
@@ -273,8 +286,15 @@ def test_a_deploy_killed_mid_apply_is_crashed_frees_its_slot_and_reports_its_loc
     running = scale_out.wait_state(run_id, lambda s: s.is_running(), 10, "running")
     time.sleep(2)
     scale_out.workers[(running.labels or {})["prefect.worker.name"]].kill()  # the node goes...
-    for pid in processes_of_run(run_id):                                   # ...and its runs
-        os.kill(pid, signal.SIGKILL)
+    # ...and its runs: the run's process, and terraform with its provider (terraform gets an
+    # environment of its own, so it is found by the run's work directory in its arguments).
+    terraform = _terraform_pids(run_id)
+    assert terraform, "terraform apply is not running"
+    for pid in processes_of_run(run_id) + terraform:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     died = time.monotonic()
     cloud.clear_fault(f"expense-{env}-web")
 
