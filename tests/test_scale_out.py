@@ -247,14 +247,15 @@ def test_a_suspended_approval_survives_its_worker_and_a_server_restart(
 
 
 def processes_of_run(run_id: str) -> list[int]:
-    """Every process that carries the flow run's id in its environment (the run's own process,
-    terraform and the provider under it)."""
-    mark = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    """Every process that carries the flow run's id in its environment: the run's own process
+    (PREFECT__FLOW_RUN_ID), terraform and the provider plugin under it (their TF_DATA_DIR is in
+    the run's work directory). A provider left behind would go on with the apply."""
+    mark = run_id.encode()
     pids = []
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
             try:
-                if mark in (proc / "environ").read_bytes().split(b"\0"):
+                if mark in (proc / "environ").read_bytes():
                     pids.append(int(proc.name))
             except OSError:
                 continue
@@ -278,24 +279,30 @@ def test_a_deploy_killed_mid_apply_is_crashed_frees_its_slot_and_reports_its_loc
     cloud = SandboxCloud(scale_out.sandbox.cloud_dir)
     cloud.inject_fault(f"expense-{env}-web", delay_seconds=300)   # apply sits in the provider
     run_id = scale_out.run_deployment("deploy/deploy", environment=env, sha=sha)
+    # The plan takes the state lock too, briefly: wait for `terraform apply` itself (found by the
+    # run's work directory in its arguments: terraform gets an environment of its own) and for the
+    # lock it holds while it sits in the delayed provider call.
     deadline = time.monotonic() + 240
-    while not any(state_key(env) in i["LockID"]["S"] for i in lock_items(scale_out.sandbox)):
+    while not (_terraform_pids(run_id) and any(state_key(env) in i["LockID"]["S"]
+                                              for i in lock_items(scale_out.sandbox))):
         assert time.monotonic() < deadline, ("apply never took the lock", scale_out.worker_logs())
-        time.sleep(1)
+        time.sleep(0.5)
     assert slot_in_use(slot_name(env))
     running = scale_out.wait_state(run_id, lambda s: s.is_running(), 10, "running")
     time.sleep(2)
     scale_out.workers[(running.labels or {})["prefect.worker.name"]].kill()  # the node goes...
-    # ...and its runs: the run's process, and terraform with its provider (terraform gets an
-    # environment of its own, so it is found by the run's work directory in its arguments).
+    # ...and its runs: the run's process, and terraform with its provider.
     terraform = _terraform_pids(run_id)
     assert terraform, "terraform apply is not running"
-    for pid in processes_of_run(run_id) + terraform:
+    for pid in set(processes_of_run(run_id) + terraform):
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
     died = time.monotonic()
+    while processes_of_run(run_id):   # nothing of the run goes on behind the test's back
+        assert time.monotonic() - died < 10, processes_of_run(run_id)
+        time.sleep(0.2)
     cloud.clear_fault(f"expense-{env}-web")
 
     run = scale_out.wait_final(run_id, 240)
