@@ -6,9 +6,13 @@ plan file):
 
     s3://<state bucket>/gitops-plans/<environment>/<flow run id>/<plan sha256>.tfplan.enc
 
-The body is the plan file sealed with AES-256-GCM under a key from a Prefect Secret block (the
-object key is the associated data, so an object copied under another name does not open), and
-S3 encrypts it at rest as well. Only the environment's apply credentials may read or write the
+The body is the plan file and the ``terraform show -json`` it was read as, sealed together with
+AES-256-GCM under a key from a Prefect Secret block (the object key is the associated data, so an
+object copied under another name does not open), and S3 encrypts it at rest as well. The JSON is
+sealed beside the file so that a resumed run need not ask terraform to read the plan again; it
+is as authentic as the file (one authenticated message) and no more trusted than it: today's
+policies judge it again, and the file's sha256 is checked against the approved fingerprint.
+Objects of the first format (the plan file alone, ``GOPS1``) still open, without JSON. Only the environment's apply credentials may read or write the
 prefix (the platform's IAM policy; the sandbox's in deployments/sandbox/iam.py). What comes
 back is checked against the approved fingerprint's sha256 before anyone may apply it.
 
@@ -21,6 +25,8 @@ import base64
 import binascii
 import hashlib
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,8 +34,11 @@ from typing import Any
 from gitops.errors import ConfigError, GitopsError
 
 PREFIX = "gitops-plans"
-_MAGIC = b"GOPS1"
+_MAGIC_V1 = b"GOPS1"  # the plan file alone
+_MAGIC = b"GOPS2"     # 8-byte length, the plan file, zlib(the plan's show -json)
+_MAGICS = (_MAGIC, _MAGIC_V1)
 _NONCE = 12
+_LENGTH = struct.Struct(">Q")
 
 
 class PlanStoreError(GitopsError):
@@ -62,6 +71,15 @@ class StoredPlan:
     plan_sha256: str
 
 
+@dataclass(frozen=True)
+class RestoredPlan:
+    """A saved plan read back: its file, and the ``show -json`` sealed with it (None for an
+    object of the first format: ask terraform)."""
+
+    path: Path
+    plan_json: bytes | None
+
+
 class PlanStore:
     """Put, get and delete saved plans of one state bucket (see the module docstring)."""
 
@@ -76,20 +94,25 @@ class PlanStore:
         return StoredPlan(self._bucket, f"{PREFIX}/{environment}/{run_id}/{plan_sha256}.tfplan.enc",
                           plan_sha256)
 
-    def put(self, environment: str, run_id: str, plan_file: Path, plan_sha256: str) -> StoredPlan:
+    def put(self, environment: str, run_id: str, plan_file: Path, plan_sha256: str,
+            plan_json: bytes) -> StoredPlan:
+        """Seal ``plan_file`` with ``plan_json`` (its ``show -json``, as bytes) under
+        :meth:`location`."""
         data = Path(plan_file).read_bytes()
         if hashlib.sha256(data).hexdigest() != plan_sha256:
             raise PlanStoreError(f"{environment}: the plan file is not plan {plan_sha256[:12]}")
         where = self.location(environment, run_id, plan_sha256)
         nonce = os.urandom(_NONCE)
-        sealed = _MAGIC + nonce + self._aead.encrypt(nonce, data, where.key.encode())
+        message = _LENGTH.pack(len(data)) + data + zlib.compress(plan_json, 1)
+        sealed = _MAGIC + nonce + self._aead.encrypt(nonce, message, where.key.encode())
         self._s3.put_object(Bucket=where.bucket, Key=where.key, Body=sealed,
                             ServerSideEncryption="AES256",
                             Metadata={"plan-sha256": plan_sha256})
         return where
 
-    def get(self, where: StoredPlan, dest: Path) -> Path:
-        """Read ``where`` back into ``dest`` (owner-only), checked against its sha256."""
+    def get(self, where: StoredPlan, dest: Path) -> RestoredPlan:
+        """Read ``where`` back: the plan file into ``dest`` (owner-only), checked against its
+        sha256, and the JSON sealed with it."""
         from cryptography.exceptions import InvalidTag
 
         try:
@@ -97,14 +120,16 @@ class PlanStore:
         except Exception as exc:  # noqa: BLE001 - botocore's NoSuchKey, AccessDenied, ...
             raise PlanStoreError(f"the saved plan s3://{where.bucket}/{where.key} cannot be "
                                  f"read: {exc}") from exc
-        if not body.startswith(_MAGIC) or len(body) < len(_MAGIC) + _NONCE + 16:
+        magic = body[:len(_MAGIC)]
+        if magic not in _MAGICS or len(body) < len(_MAGIC) + _NONCE + 16:
             raise PlanStoreError(f"s3://{where.bucket}/{where.key} is not a sealed plan")
         nonce = body[len(_MAGIC):len(_MAGIC) + _NONCE]
         try:
-            data = self._aead.decrypt(nonce, body[len(_MAGIC) + _NONCE:], where.key.encode())
+            message = self._aead.decrypt(nonce, body[len(_MAGIC) + _NONCE:], where.key.encode())
         except InvalidTag as exc:
             raise PlanStoreError(f"s3://{where.bucket}/{where.key} does not open with the plan "
                                  "key (another key, or the object was changed or moved)") from exc
+        data, plan_json = _unpack(message, where) if magic == _MAGIC else (message, None)
         if hashlib.sha256(data).hexdigest() != where.plan_sha256:
             raise PlanStoreError(f"s3://{where.bucket}/{where.key} is not the approved plan "
                                  f"{where.plan_sha256[:12]}")
@@ -113,7 +138,7 @@ class PlanStore:
         fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-        return dest
+        return RestoredPlan(dest, plan_json)
 
     def runs(self, environment: str) -> list[str]:
         """The flow run ids that have saved plans of ``environment`` here."""
@@ -128,3 +153,18 @@ class PlanStore:
         for item in found:
             self._s3.delete_object(Bucket=self._bucket, Key=item["Key"])
         return len(found)
+
+
+def _unpack(message: bytes, where: StoredPlan) -> tuple[bytes, bytes]:
+    """The plan file and its JSON out of an opened ``GOPS2`` message."""
+    if len(message) < _LENGTH.size:
+        raise PlanStoreError(f"s3://{where.bucket}/{where.key} is not a sealed plan")
+    (size,) = _LENGTH.unpack_from(message)
+    end = _LENGTH.size + size
+    if end > len(message):
+        raise PlanStoreError(f"s3://{where.bucket}/{where.key} is not a sealed plan")
+    try:
+        return message[_LENGTH.size:end], zlib.decompress(message[end:])
+    except zlib.error as exc:
+        raise PlanStoreError(f"s3://{where.bucket}/{where.key}: the plan's JSON does not "
+                             f"decompress: {exc}") from exc

@@ -8,6 +8,9 @@ the Secret block named by ``GITOPS_PLAN_KEY_BLOCK``.
 
 from __future__ import annotations
 
+import contextvars
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prefect import task
@@ -21,6 +24,7 @@ from gitops.planstore import PlanStore, StoredPlan, plan_key_from_text
 from gitops.workspace import EnvWorkspace
 from tasks.credentials import load_secret, phase_credentials
 from tasks.retry import BACKOFF, transient_only
+from gitops.terraform import plan_json_file, saved_plan
 from tasks.terraform import StagedPlan, init_runner, staged_from
 
 _RETRY = dict(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only,
@@ -42,8 +46,11 @@ def save_plan(ws: EnvWorkspace, staged: StagedPlan, run_id: str) -> StoredPlan:
     """Seal the saved plan into the state bucket (idempotent: same run, same plan, same key)."""
     if staged.fingerprint is None:
         raise StalePlan(f"{ws.name}: nothing was planned")
-    where = plan_store(ws).put(ws.name, run_id, Path(staged.plan_file),
-                               staged.fingerprint.plan_sha256)
+    plan_file = Path(staged.plan_file)
+    if not plan_json_file(plan_file).is_file():  # kept by read_saved; else ask terraform again
+        init_runner(ws).read_saved(plan_file, staged.status)
+    where = plan_store(ws).put(ws.name, run_id, plan_file, staged.fingerprint.plan_sha256,
+                               plan_json_file(plan_file).read_bytes())
     get_run_logger().info("%s: plan %s kept for the approval at s3://%s/%s (sealed)", ws.name,
                           staged.fingerprint.short, where.bucket, where.key)
     return where
@@ -52,13 +59,24 @@ def save_plan(ws: EnvWorkspace, staged: StagedPlan, run_id: str) -> StoredPlan:
 @task(name="restore-approved-plan", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def restore_plan(ws: EnvWorkspace, checkpoint: Checkpoint) -> StagedPlan:
     """The plan this run waited with, read back on whichever worker resumed it: the same file
-    (sha256 checked), the same fingerprint, checked again by today's trusted policies."""
+    (sha256 checked), the same fingerprint, checked again by today's trusted policies.
+
+    ``terraform init`` (which apply needs) runs while the sealed plan is fetched and opened; the
+    plan's JSON comes sealed with it (gitops.planstore), so terraform reads the file again only
+    for an object of the first format.
+    """
     if checkpoint.commit != ws.commit:
         raise StalePlan(f"{ws.name}: the saved plan was made for {checkpoint.commit[:12]}, this "
                         f"workspace is at {ws.commit[:12]}")
-    path = plan_store(ws).get(checkpoint.stored, ws.plan_file())
-    runner = init_runner(ws)
-    staged = staged_from(ws, runner.read_saved(path, PlanStatus.CHANGES))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"init-{ws.name}") as pool:
+        initialised = pool.submit(contextvars.copy_context().run, init_runner, ws)
+        restored = plan_store(ws).get(checkpoint.stored, ws.plan_file())
+        runner = initialised.result()
+    if restored.plan_json is None:
+        result = runner.read_saved(restored.path, PlanStatus.CHANGES)
+    else:
+        result = saved_plan(restored.path, PlanStatus.CHANGES, _plan_json(ws, restored.plan_json))
+    staged = staged_from(ws, result)
     if staged.fingerprint != checkpoint.fingerprint:
         raise StalePlan(f"{ws.name}: the plan read back is not the one that waited "
                         f"({staged.fingerprint.short if staged.fingerprint else '-'} vs "
@@ -66,6 +84,16 @@ def restore_plan(ws: EnvWorkspace, checkpoint: Checkpoint) -> StagedPlan:
     get_run_logger().info("%s: resumed with plan %s, read back from s3://%s/%s", ws.name,
                           staged.fingerprint.short, checkpoint.bucket, checkpoint.object_key)
     return staged
+
+
+def _plan_json(ws: EnvWorkspace, text: bytes) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise StalePlan(f"{ws.name}: the saved plan's JSON does not parse: {exc}") from exc
+    if not isinstance(value, dict):
+        raise StalePlan(f"{ws.name}: the saved plan's JSON is not a terraform plan")
+    return value
 
 
 @task(name="forget-saved-plans", **_RETRY)

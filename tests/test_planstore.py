@@ -19,6 +19,7 @@ from gitops.planstore import (
 )
 
 KEY = plan_key_from_text(new_plan_key_text())
+PLAN_JSON = b'{"format_version": "1.2", "variables": {"db_password": {"value": "hunter2"}}}'
 
 
 @pytest.fixture()
@@ -37,7 +38,7 @@ def test_a_plan_comes_back_byte_for_byte_and_is_sealed_at_rest(s3, state_backend
                                                                  tmp_path):
     path, sha = plan_file
     store = PlanStore(s3, state_backend.bucket, KEY)
-    where = store.put("prod", "run-1", path, sha)
+    where = store.put("prod", "run-1", path, sha, PLAN_JSON)
 
     assert where.key == f"{PREFIX}/prod/run-1/{sha}.tfplan.enc"
     raw = s3.get_object(Bucket=where.bucket, Key=where.key)
@@ -45,14 +46,33 @@ def test_a_plan_comes_back_byte_for_byte_and_is_sealed_at_rest(s3, state_backend
     assert b"hunter2" not in body and not body.startswith(b"PK")
     assert raw["ServerSideEncryption"] == "AES256"
     back = store.get(where, tmp_path / "back" / "plan.tfplan")
-    assert back.read_bytes() == path.read_bytes()
-    assert back.stat().st_mode & 0o077 == 0
+    assert back.path.read_bytes() == path.read_bytes()
+    assert back.path.stat().st_mode & 0o077 == 0
+    assert back.plan_json == PLAN_JSON   # sealed with it: the resumed run needs no `show -json`
+
+
+def test_an_object_of_the_first_format_still_opens_without_json(s3, state_backend, plan_file,
+                                                                  tmp_path):
+    """A run suspended before the upgrade resumes after it: its object has the plan alone."""
+    import os
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    path, sha = plan_file
+    store = PlanStore(s3, state_backend.bucket, KEY)
+    where = store.location("prod", "run-old", sha)
+    nonce = os.urandom(12)
+    s3.put_object(Bucket=where.bucket, Key=where.key, Body=b"GOPS1" + nonce + AESGCM(KEY).encrypt(
+        nonce, path.read_bytes(), where.key.encode()))
+
+    back = store.get(where, tmp_path / "old.tfplan")
+    assert back.path.read_bytes() == path.read_bytes() and back.plan_json is None
 
 
 def test_a_changed_moved_or_foreign_object_is_refused(s3, state_backend, plan_file, tmp_path):
     path, sha = plan_file
     store = PlanStore(s3, state_backend.bucket, KEY)
-    where = store.put("prod", "run-1", path, sha)
+    where = store.put("prod", "run-1", path, sha, PLAN_JSON)
     body = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read()
 
     # Copied under another run's name: the object key is sealed in, it does not open there.
@@ -66,7 +86,7 @@ def test_a_changed_moved_or_foreign_object_is_refused(s3, state_backend, plan_fi
         store.get(where, tmp_path / "b")
     # Sealed with another key (another installation's, or an attacker's).
     other = PlanStore(s3, state_backend.bucket, plan_key_from_text(new_plan_key_text()))
-    where = other.put("prod", "run-1", path, sha)
+    where = other.put("prod", "run-1", path, sha, PLAN_JSON)
     with pytest.raises(PlanStoreError, match="does not open"):
         store.get(where, tmp_path / "c")
     # Asked for another plan than the one stored there.
@@ -83,15 +103,15 @@ def test_a_changed_moved_or_foreign_object_is_refused(s3, state_backend, plan_fi
 def test_only_the_plan_that_was_approved_is_stored(s3, state_backend, plan_file):
     path, _ = plan_file
     with pytest.raises(PlanStoreError, match="is not plan"):
-        PlanStore(s3, state_backend.bucket, KEY).put("prod", "run-1", path, "f" * 64)
+        PlanStore(s3, state_backend.bucket, KEY).put("prod", "run-1", path, "f" * 64, PLAN_JSON)
 
 
 def test_delete_run_removes_that_runs_plans_only(s3, state_backend, plan_file):
     path, sha = plan_file
     store = PlanStore(s3, state_backend.bucket, KEY)
-    store.put("prod", "run-1", path, sha)
-    store.put("prod", "run-2", path, sha)
-    store.put("staging", "run-1", path, sha)
+    store.put("prod", "run-1", path, sha, PLAN_JSON)
+    store.put("prod", "run-2", path, sha, PLAN_JSON)
+    store.put("staging", "run-1", path, sha, PLAN_JSON)
 
     assert store.delete_run("prod", "run-1") == 1
     left = sorted(o["Key"] for o in s3.list_objects_v2(
@@ -112,7 +132,7 @@ def test_it_lists_the_runs_that_have_saved_plans(s3, state_backend, plan_file):
     path, sha = plan_file
     store = PlanStore(s3, state_backend.bucket, KEY)
     assert store.runs("prod") == []
-    store.put("prod", "run-1", path, sha)
-    store.put("prod", "run-2", path, sha)
-    store.put("prod-eu", "run-3", path, sha)
+    store.put("prod", "run-1", path, sha, PLAN_JSON)
+    store.put("prod", "run-2", path, sha, PLAN_JSON)
+    store.put("prod-eu", "run-3", path, sha, PLAN_JSON)
     assert sorted(store.runs("prod")) == ["run-1", "run-2"]
