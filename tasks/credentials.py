@@ -9,6 +9,9 @@ wherever text leaves the run.
 from __future__ import annotations
 
 import secrets as _random
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from gitops.errors import ConfigError
@@ -17,15 +20,48 @@ from gitops.scrub import register_secret
 from gitops.workspace import EnvWorkspace
 
 
+BLOCK_REUSE_SECONDS = 60.0
+"""How long one flow run reuses a block it read (each task would otherwise read the same block
+again over the API); a run that waits longer, or another run, reads it anew."""
+
+_read: dict[tuple[str, str, str], tuple[float, Any]] = {}
+_read_lock = threading.Lock()
+
+
+def _block(kind: str, name: str, load: Callable[[], Any]) -> Any:
+    """``load()`` once per (flow run, block) within :data:`BLOCK_REUSE_SECONDS`."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    run = str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else None
+    if run is None:
+        return load()
+    key, now = (run, kind, name), time.monotonic()
+    with _read_lock:
+        hit = _read.get(key)
+    if hit is not None and now - hit[0] < BLOCK_REUSE_SECONDS:
+        return hit[1]
+    value = load()
+    with _read_lock:
+        for other in [k for k in _read if k[0] != run]:  # runs before it in this process
+            del _read[other]
+        _read[key] = (now, value)
+    return value
+
+
 def load_aws_credentials(block_name: str) -> Any:
     """The AwsCredentials block named ``block_name``."""
     from prefect_aws import AwsCredentials
 
-    try:
-        creds = AwsCredentials.load(block_name, _sync=True)
-    except ValueError as exc:
-        raise ConfigError(f"AwsCredentials block {block_name!r} not found: create it in the "
-                          "Prefect UI (Blocks) or with prefect-aws before deploying") from exc
+    def load() -> Any:
+        try:
+            return AwsCredentials.load(block_name, _sync=True)
+        except ValueError as exc:
+            raise ConfigError(f"AwsCredentials block {block_name!r} not found: create it in "
+                              "the Prefect UI (Blocks) or with prefect-aws before "
+                              "deploying") from exc
+
+    creds = _block("aws-credentials", block_name, load)
     for value in aws_environment(creds).values():
         if value not in (creds.region_name, creds.profile_name):
             register_secret(value)
@@ -36,12 +72,15 @@ def load_secret(block_name: str) -> str:
     """The value of the Secret block named ``block_name``."""
     from prefect.blocks.system import Secret
 
-    try:
-        value = str(Secret.load(block_name, _sync=True).get())
-    except ValueError as exc:
-        raise ConfigError(f"Secret block {block_name!r} not found: create it in the Prefect UI "
-                          "(Blocks > Secret) before deploying") from exc
-    register_secret(value)
+    def load() -> str:
+        try:
+            return str(Secret.load(block_name, _sync=True).get())
+        except ValueError as exc:
+            raise ConfigError(f"Secret block {block_name!r} not found: create it in the "
+                              "Prefect UI (Blocks > Secret) before deploying") from exc
+
+    value = _block("secret", block_name, load)
+    register_secret(value)  # every time: cheap when known, and the registry may be new
     return value
 
 
