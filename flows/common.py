@@ -283,11 +283,13 @@ def publish_plan(ws: EnvWorkspace, staged: StagedPlan) -> None:
 def plan_and_check(ws: EnvWorkspace, saved: Checkpoint | None = None) -> StagedPlan:
     """The one plan → check step of every path that applies (deploy, rollback, remediation):
     plan, refuse a held lock, publish the plan, stop on any blocking check. A resumed run's
-    plan is the ``saved`` one, read back from the state bucket (tasks/plans), not a new one."""
+    plan is the ``saved`` one, read back from the state bucket (tasks/plans), not a new one
+    (published before the run suspended: the same run's artifact)."""
     staged = restore_plan(ws, saved) if saved is not None else plan_stack(ws)
     if staged.status is PlanStatus.LOCKED:
         raise StateLocked(staged.lock)
-    publish_plan(ws, staged)
+    if saved is None:
+        publish_plan(ws, staged)
     enforce_checks(staged)
     return staged
 
@@ -330,7 +332,7 @@ def run_url(settings: GitopsSettings) -> str | None:
 
 def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
                      why: str = "", overrides: tuple[str, ...] = (), *, attempt: int = 0,
-                     resume: Checkpoint | None = None) -> ApprovalOutcome:
+                     resume: Checkpoint | None = None, venue: Any = None) -> ApprovalOutcome:
     """Ask for approval of exactly ``staged`` and wait for an answer that counts.
 
     The request is posted on the code host (the pull request that brought the commit, or the
@@ -347,7 +349,8 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
     seals the plan into the state bucket (tasks/plans) and writes a :class:`Checkpoint`; the
     process ends, and the run resumes on any worker from the top, where ``resume`` (the newest
     checkpoint, for this ``attempt``'s plan) takes it back to the round it waited in. Any other
-    run pauses in its process, as before.
+    run pauses in its process, as before. ``venue``: the future of a ``find_venue`` started
+    earlier for ``commit`` (a resumed run starts it while it restores its plan), else None.
     """
     logger = get_run_logger()
     settings, rule = ws.settings, ws.environment.approval
@@ -363,7 +366,8 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
                         needed, rule.approvers, rule.allow_author, rule.allow_declared,
                         deadline.strftime("%Y-%m-%d %H:%M UTC"), why, run_url(settings) or "",
                         overrides, rule.policy_owners)
-    venue = find_venue(settings, settings.repository, commit.sha)
+    venue = venue.result() if venue is not None else \
+        find_venue(settings, settings.repository, commit.sha)
     marker = approval_marker(ws.name, run_id, fingerprint)
     posted = announce(settings, venue, render_approval_request(text, "waiting", marker), marker)
     request = ApprovalRequest(ws.name, fingerprint, posted.created_at, venue.commit_author,

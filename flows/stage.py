@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
 
 from prefect.exceptions import Pause
 from prefect.logging import get_run_logger
@@ -34,6 +35,7 @@ from gitops.errors import (
 from gitops.git import Commit
 from gitops.workspace import EnvWorkspace
 from flows.common import flow_run_id, plan_and_check, request_approval, waits_durably
+from tasks.approvals import find_venue
 from tasks.plans import forget_plans
 from tasks.terraform import StagedPlan, apply_staged_plan
 
@@ -108,6 +110,18 @@ def _forget_saved(ws: EnvWorkspace, saved: bool) -> None:
 
 def _stage(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | None,
            asked: list[bool]) -> StageResult:
+    # A resumed run asks again where it asked before: looked up while its plan is restored.
+    venue = find_venue.submit(ws.settings, ws.settings.repository, commit.sha) \
+        if resume is not None else None
+    try:
+        return _attempts(ws, commit, why, resume, asked, venue)
+    finally:
+        if venue is not None:
+            venue.wait()
+
+
+def _attempts(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | None,
+              asked: list[bool], venue: Any) -> StageResult:
     logger = get_run_logger()
     approvals: tuple[ApprovalRecord, ...] = ()
     start = resume.attempt if resume else 0
@@ -129,7 +143,7 @@ def _stage(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | None
             asked.append(True)
             try:
                 decision = request_approval(ws, staged, commit, why=why, overrides=overrides,
-                                            attempt=attempt, resume=resume)
+                                            attempt=attempt, resume=resume, venue=venue)
             except ApprovalTimedOut as exc:
                 # Prefect's pause expiry already failed the run ("paused and never resumed");
                 # the log line says what it means here.
