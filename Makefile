@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e . > $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; exit 1)
+	# Byte-compile the flows as an installed package would be: every flow run is a new process,
+	# and this machine's PYTHONDONTWRITEBYTECODE would make each one compile them again.
+	$(BIN)/python -m compileall -q flows tasks gitops deployments > /dev/null
 	touch $(STAMP)
 
 ## Start the local sandbox (moto, Argo CD emulator, Prefect server) and run the pipeline on it.

@@ -191,6 +191,10 @@ class Worker:
                 "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": str(REPO)}
 
     def deploy(self) -> None:
+        # The flows byte-compiled, as on a worker image (Makefile's install does the same): a
+        # resumed run is a new process, which would otherwise compile every module it imports.
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "flows", "tasks", "gitops",
+                        "deployments", "bench"], cwd=REPO, check=True, capture_output=True)
         for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
                      ["deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml")]):
             done = subprocess.run([PREFECT, "--no-prompt", *args], cwd=REPO, env=self.env(),
@@ -204,6 +208,22 @@ class Worker:
         bare.deploy(name="bench", work_pool_name="gitops", job_variables={"env": {
             k: v for k, v in _job_env().items() if not k.startswith("GITOPS_")}},
             build=False, push=False, print_next_steps=False)
+        if os.environ.get("BENCH_PROFILE_CMD"):
+            self.profile(os.environ["BENCH_PROFILE_CMD"])
+
+    @staticmethod
+    def profile(command: str) -> None:
+        """Start both deployments' flow processes with ``command`` instead of ``python -m
+        prefect.engine`` (BENCH_PROFILE_CMD: a script that runs the engine under a profiler,
+        see README); the figures are then the profiler's, not the product's."""
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.actions import DeploymentUpdate
+
+        with get_client(sync_client=True) as client:
+            for name in ("deploy/deploy", BASELINE_DEPLOYMENT):
+                found = client.read_deployment_by_name(name)
+                variables = {**(found.job_variables or {}), "command": command}
+                client.update_deployment(found.id, DeploymentUpdate(job_variables=variables))
 
     def start(self) -> None:
         out = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
