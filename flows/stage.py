@@ -91,37 +91,54 @@ def plan_approve_apply(ws: EnvWorkspace, commit: Commit, *, why: str = "",
     stage goes on at its attempt with the plan read back from the state bucket, not a new one.
     Saved plans of a run that suspended are deleted when the stage ends, whatever its end.
     """
-    asked: list[bool] = []  # set once an approval was asked: plans may have been saved
+    waits = _Waits(asked=resume is not None)
     try:
-        result = _stage(ws, commit, why, resume, asked)
+        result = _stage(ws, commit, why, resume, waits)
     except Pause:
         raise  # suspended: the saved plan waits in the state bucket for the answer
     except BaseException:
-        _forget_saved(ws, bool(asked) or resume is not None)
+        _forget_saved(ws, waits)
         raise
-    _forget_saved(ws, bool(asked) or resume is not None)
+    _forget_saved(ws, waits)
     return result
 
 
-def _forget_saved(ws: EnvWorkspace, saved: bool) -> None:
-    if saved and waits_durably(ws.settings):
+@dataclass
+class _Waits:
+    """Whether the stage asked for approval: a durable wait may have saved plans."""
+
+    asked: bool = False
+
+
+def _forget_saved(ws: EnvWorkspace, waits: _Waits) -> None:
+    """Delete the run's saved plans. A failure never decides the stage's outcome (an apply that
+    happened stays reported, a failure keeps its own message): it is logged, and the
+    environment's next wait deletes the plans of runs that are over (tasks.plans.sweep_plans)."""
+    if not (waits.asked and waits_durably(ws.settings)):
+        return
+    try:
         forget_plans(ws, flow_run_id())
+    except Exception as exc:  # noqa: BLE001 - see the docstring
+        get_run_logger().warning(
+            "%s: this run's saved plans could not be deleted from the state bucket (%s: %s); "
+            "the environment's next approval wait deletes them", ws.name,
+            type(exc).__name__, exc)
 
 
 def _stage(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | None,
-           asked: list[bool]) -> StageResult:
+           waits: _Waits) -> StageResult:
     # A resumed run asks again where it asked before: looked up while its plan is restored.
     venue = find_venue.submit(ws.settings, ws.settings.repository, commit.sha) \
         if resume is not None else None
     try:
-        return _attempts(ws, commit, why, resume, asked, venue)
+        return _attempts(ws, commit, why, resume, waits, venue)
     finally:
         if venue is not None:
             venue.wait()
 
 
 def _attempts(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | None,
-              asked: list[bool], venue: Any) -> StageResult:
+              waits: _Waits, venue: Any) -> StageResult:
     logger = get_run_logger()
     approvals: tuple[ApprovalRecord, ...] = ()
     start = resume.attempt if resume else 0
@@ -140,7 +157,7 @@ def _attempts(ws: EnvWorkspace, commit: Commit, why: str, resume: Checkpoint | N
                                f"{ws.name}: nothing to apply at {commit.sha[:12]}")
         overrides = tuple(r.key for r in needs_override(staged.checks))
         if ws.environment.approval.required or why or overrides:
-            asked.append(True)
+            waits.asked = True
             try:
                 decision = request_approval(ws, staged, commit, why=why, overrides=overrides,
                                             attempt=attempt, resume=resume, venue=venue)

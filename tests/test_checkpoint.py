@@ -32,3 +32,31 @@ def test_the_newest_is_the_latest_round_of_the_latest_plan():
     found = [point(0, 0), point(0, 3), point(1, 0, "b" * 64), point(0, 5)]
     assert newest(found) == point(1, 0, "b" * 64)
     assert newest([point(0, 0), point(0, 1)]) == point(0, 1)
+
+
+def test_saved_plans_that_cannot_be_deleted_never_change_the_stage_s_outcome(prefect_api, capsys,
+                                                                             monkeypatch):
+    """An S3 outage after apply must not turn an applied deploy into a failed one (nor hide the
+    failure a stage already has): it is a warning, and the next wait's sweep deletes them."""
+    from types import SimpleNamespace
+
+    from prefect import flow
+
+    import flows.stage as stage
+    from gitops.planstore import PlanStoreError
+
+    def outage(ws, run_id):
+        raise PlanStoreError("s3 is down")
+
+    monkeypatch.setattr(stage, "waits_durably", lambda settings: True)
+    monkeypatch.setattr(stage, "forget_plans", outage)
+    ws = SimpleNamespace(name="prod", settings=None)
+
+    @flow
+    def end_of_stage() -> str:
+        stage._forget_saved(ws, stage._Waits(asked=True))
+        return "applied"
+
+    assert end_of_stage() == "applied"
+    logged = capsys.readouterr().err
+    assert "saved plans could not be deleted" in logged and "s3 is down" in logged
