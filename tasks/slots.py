@@ -35,16 +35,19 @@ def slot_name(environment: str) -> str:
     return f"gitops-deploy-{check_environment_name(environment)}"
 
 
-def ensure_slot(environment: str) -> None:
-    """Create the environment's global concurrency limit (1 slot) if it does not exist."""
+def ensure_slot(environment: str) -> bool:
+    """Create the environment's global concurrency limit (1 slot) if it does not exist; whether
+    it is in use (a deploy holds it), read in the same look."""
     with get_client(sync_client=True) as client:
         try:
-            client.read_global_concurrency_limit_by_name(slot_name(environment))
+            limit = client.read_global_concurrency_limit_by_name(slot_name(environment))
         except Exception:  # ObjectNotFound; a concurrent creator is fine too
             try:
                 client.upsert_global_concurrency_limit_by_name(slot_name(environment), 1)
             except Exception:
-                client.read_global_concurrency_limit_by_name(slot_name(environment))
+                pass
+            limit = client.read_global_concurrency_limit_by_name(slot_name(environment))
+    return limit.active_slots > 0
 
 
 def slot_in_use(slot: str) -> bool:
@@ -69,8 +72,7 @@ def environment_slot(environment: str, *, wait: bool = True) -> Iterator[None]:
     """
     logger = get_run_logger()
     name = slot_name(environment)
-    ensure_slot(environment)
-    busy = slot_in_use(name)
+    busy = ensure_slot(environment)
     if busy and not wait:
         raise _running(environment)
     if busy:
