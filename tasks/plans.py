@@ -61,9 +61,9 @@ def restore_plan(ws: EnvWorkspace, checkpoint: Checkpoint) -> StagedPlan:
     """The plan this run waited with, read back on whichever worker resumed it: the same file
     (sha256 checked), the same fingerprint, checked again by today's trusted policies.
 
-    ``terraform init`` (which apply needs) runs while the sealed plan is fetched and opened; the
-    plan's JSON comes sealed with it (gitops.planstore), so terraform reads the file again only
-    for an object of the first format.
+    ``terraform init`` (which apply needs) runs while the sealed plan is fetched, opened and
+    judged; the plan's JSON comes sealed with it (gitops.planstore), so terraform reads the file
+    again only for an object of the first format.
     """
     if checkpoint.commit != ws.commit:
         raise StalePlan(f"{ws.name}: the saved plan was made for {checkpoint.commit[:12]}, this "
@@ -71,12 +71,13 @@ def restore_plan(ws: EnvWorkspace, checkpoint: Checkpoint) -> StagedPlan:
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"init-{ws.name}") as pool:
         initialised = pool.submit(contextvars.copy_context().run, init_runner, ws)
         restored = plan_store(ws).get(checkpoint.stored, ws.plan_file())
-        runner = initialised.result()
-    if restored.plan_json is None:
-        result = runner.read_saved(restored.path, PlanStatus.CHANGES)
-    else:
-        result = saved_plan(restored.path, PlanStatus.CHANGES, _plan_json(ws, restored.plan_json))
-    staged = staged_from(ws, result)
+        if restored.plan_json is None:
+            staged = staged_from(ws, initialised.result().read_saved(restored.path,
+                                                                     PlanStatus.CHANGES))
+        else:  # judged while init runs; apply waits for init below
+            staged = staged_from(ws, saved_plan(restored.path, PlanStatus.CHANGES,
+                                                _plan_json(ws, restored.plan_json)))
+            initialised.result()
     if staged.fingerprint != checkpoint.fingerprint:
         raise StalePlan(f"{ws.name}: the plan read back is not the one that waited "
                         f"({staged.fingerprint.short if staged.fingerprint else '-'} vs "
