@@ -47,7 +47,6 @@ from gitops.git import Commit, GitRepository, discard_run_files
 from gitops.grant import Phase, load_grant
 from gitops.history import admit_commit
 from gitops.planstore import StoredPlan
-from gitops.receiver import PR_TAG_PREFIX
 from gitops.settings import GitopsSettings, load_settings
 from gitops.workspace import EnvWorkspace
 from tasks.git import checkout_commit
@@ -228,12 +227,19 @@ def open_workspace(settings: GitopsSettings, environment: str, ref: str, *, labe
     configuration loads; a commit whose configuration does not (an older layout) is run with the
     default branch's configuration whole, and the log says so.
     """
-    from gitops.config import check_environment_name, load_environment, with_trusted_rules
+    from gitops.config import (
+        check_environment_name,
+        load_environment,
+        prepare_hcl_parser,
+        with_trusted_rules,
+    )
 
     check_environment_name(environment)
     base = run_dir(settings)
+    parser = prepare_hcl_parser()  # built while git fetches
     commit = checkout_commit(repo_url or settings.repository_url, Path(settings.workdir), ref,
                              base / label)
+    parser.join()
     config = trusted_config(settings, base, code=base / label, code_sha=commit.sha)
     trusted = config.environment(settings, environment)
     unmerged = admit_reviewed(settings, trusted, commit.sha, config)
@@ -308,6 +314,8 @@ def superseding_run() -> str | None:
         FlowRunFilterTags,
     )
 
+    from gitops.receiver import PR_TAG_PREFIX  # the receiver's app: only the PR flows need it
+
     ctx = get_run_context()
     me = ctx.flow_run
     tags = [t for t in (me.tags or []) if t.startswith(PR_TAG_PREFIX)]
@@ -373,10 +381,11 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
     request = ApprovalRequest(ws.name, fingerprint, posted.created_at, venue.commit_author,
                               venue.pr_author, needed, overrides)
     plan_key = staged.fingerprint.plan_sha256[:12]
-    _note_for_operator(f"{REQUEST_KEY_PREFIX}{plan_key}", {
-        "environment": ws.name, "fingerprint": fingerprint, "repository": venue.repository,
-        "commit": commit.sha, "pr_number": venue.pr_number, "marker": marker,
-        "overrides": list(overrides)})
+    if resume is None:  # a resumed run wrote it before it suspended
+        _note_for_operator(f"{REQUEST_KEY_PREFIX}{plan_key}", {
+            "environment": ws.name, "fingerprint": fingerprint, "repository": venue.repository,
+            "commit": commit.sha, "pr_number": venue.pr_number, "marker": marker,
+            "overrides": list(overrides)})
     declared: list[ApprovalRecord] = []
     seen: set[str] = set()
     current = Tally(needed, overrides_needed=overrides)
@@ -417,8 +426,9 @@ def request_approval(ws: EnvWorkspace, staged: StagedPlan, commit: Commit,
                 if stored is None:
                     sweep_plans(ws, run_id)
                     stored = save_plan(ws, staged, run_id)
-                _note_for_operator(*_checkpoint(ws, staged, attempt, round_, deadline,
-                                                expected, stored))
+                if resume is None or round_ != resume.round:  # else: the one it resumed from
+                    _note_for_operator(*_checkpoint(ws, staged, attempt, round_, deadline,
+                                                    expected, stored))
                 answer = _suspend(settings, run_id, form, math.ceil(remaining), key)
             else:
                 answer = pause_flow_run(wait_for_input=form, timeout=math.ceil(remaining),

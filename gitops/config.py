@@ -23,6 +23,7 @@ credentials an environment runs with are never named here.
 from __future__ import annotations
 
 import re
+import threading
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -188,6 +189,23 @@ def inside_checkout(repo_root: Path, rel: str | Path) -> Path:
 
 
 _BACKEND_KEYS = frozenset(BackendSettings.model_fields)
+
+
+def prepare_hcl_parser() -> threading.Thread:
+    """Build the HCL parser (its grammar, ~0.25 s of CPU, once per process) in a thread of its
+    own, started before something that waits (a checkout): join it before the first parse.
+    A failure there is the first parse's to report."""
+    def build() -> None:
+        try:
+            import hcl2.parser
+
+            hcl2.parser.parser()  # cached for the process
+        except Exception:  # noqa: BLE001 - see the docstring
+            pass
+
+    thread = threading.Thread(target=build, name="hcl-parser", daemon=True)
+    thread.start()
+    return thread
 
 
 def parse_backend_file(repo_root: Path, rel: str) -> BackendSettings:
