@@ -22,7 +22,6 @@ from flows.common import (
     resumed_checkpoint,
 )
 from flows.stage import StageOutcome, plan_approve_apply
-from flows.rollback import rollback_environment
 from tasks.slots import environment_slot
 from tasks.argocd import ensure_application, sync_application
 from tasks.dns import DnsChange, point_dns, record_value
@@ -110,6 +109,8 @@ def run_deploy(settings, environment: str, ref: str, repository_url: str | None)
 def fail_and_roll_back(ws: EnvWorkspace, sha: str, reason: str,
                        dns_change: DnsChange | None) -> State:
     """Run the rollback subflow after a failure at or after apply; end the run Failed."""
+    from flows.rollback import rollback_environment  # imported when needed: a run's start pays
+
     logger = get_run_logger()
     target = last_good_commit(ws.name)
     logger.error("%s: %s; rolling back to %s", ws.name, reason, target or "(no last good commit)")
