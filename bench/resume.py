@@ -49,7 +49,7 @@ from bench._report import Result, heading, median, say, secs, spread
 
 NAME = "resume"
 NEEDS_PREFECT = True
-ROUNDS = 3
+ROUNDS = 5
 TARGET = 1.3
 REPO = Path(__file__).resolve().parent.parent
 PREFECT = str(Path(sys.executable).with_name("prefect"))
