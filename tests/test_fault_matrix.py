@@ -1,7 +1,11 @@
 """Fault matrix on the sandbox: each fault ends in a defined, stated state and no state is lost.
 
 (Argo CD 503 then recovery, Argo CD Degraded after apply, rejected / timed-out / self approvals,
-concurrent deploys and a stale plan are in test_deploy_flow.py.)
+concurrent deploys and a stale plan are in test_deploy_flow.py. The faults of a pool of workers
+are in test_scale_out.py: a worker killed while prod waits suspended for approval, and the
+Prefect server restarted then, ends applied by another worker, exactly the approved plan; a
+worker and its run killed mid-apply ends Crashed within about a minute, its slot freed, its state
+lock reported with the unlock command.)
 """
 
 from __future__ import annotations
