@@ -54,12 +54,9 @@ def _prefect_env() -> dict[str, str]:
 
 
 def _deploy() -> None:
-    for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
-                 ["deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml")]):
-        done = subprocess.run([PREFECT, "--no-prompt", *args], cwd=REPO, env=_prefect_env(),
-                              capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"prefect {args[0]} failed: {done.stderr[-2000:]}")
+    from deployments.sandbox.launcher import deploy_to_pool
+
+    deploy_to_pool(REPO, _prefect_env())
     _pause_schedule()
 
 

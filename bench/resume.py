@@ -195,14 +195,11 @@ class Worker:
         # resumed run is a new process, which would otherwise compile every module it imports.
         subprocess.run([sys.executable, "-m", "compileall", "-q", "flows", "tasks", "gitops",
                         "deployments", "bench"], cwd=REPO, check=True, capture_output=True)
-        for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
-                     ["deploy", "--all", "--prefect-file", str(REPO / "prefect.yaml")]):
-            done = subprocess.run([PREFECT, "--no-prompt", *args], cwd=REPO, env=self.env(),
-                                  capture_output=True, text=True, timeout=300, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"prefect {' '.join(args[:2])}: "
-                                   f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
         from prefect import Flow
+
+        from deployments.sandbox.launcher import deploy_to_pool
+
+        deploy_to_pool(REPO, self.env())
 
         bare = Flow.from_source(source=str(REPO), entrypoint="bench/resume_flow.py:bare_suspend")
         bare.deploy(name="bench", work_pool_name="gitops", job_variables={"env": {

@@ -81,7 +81,6 @@ __all__ = [
     "TerraformRunner",
     "TerraformSettings",
     "parse_lock_info",
-    "plan_json_file",
     "read_plan_state",
     "render_diagnostics",
     "saved_plan",
@@ -368,12 +367,6 @@ def _outputs(raw: Mapping[str, Any]) -> dict[str, Output]:
             for name, o in raw.items()}
 
 
-def plan_json_file(plan_file: Path) -> Path:
-    """Where :meth:`TerraformRunner.read_saved` keeps a plan file's ``show -json`` text."""
-    plan_file = Path(plan_file)
-    return plan_file.with_name(plan_file.name + ".json")
-
-
 def saved_plan(plan_file: Path, status: PlanStatus, plan_json: dict, *,
                stderr: str = "") -> RunnerPlan:
     """A saved plan file with the ``show -json`` terraform gave for it: its state (read from
@@ -470,8 +463,7 @@ class TerraformRunner:
 
     def read_saved(self, out: Path, status: PlanStatus, *, stderr: str = "") -> RunnerPlan:
         """A saved plan file as terraform reads it (``show -json``), its state and its sha256:
-        a fresh plan's, or one read back after it waited elsewhere for approval. The JSON text
-        is kept beside the file (:func:`plan_json_file`, owner-only) for the plan store."""
+        a fresh plan's, or one read back after it waited elsewhere for approval."""
         out = Path(out).resolve()
         shown = self._cli.cmd("show", str(out), json=IsFlagged, no_color=IsFlagged)
         try:
@@ -482,9 +474,6 @@ class TerraformRunner:
             raise TerraformPlanFailed("terraform show -json of the saved plan failed",
                                       command=shown.command, returncode=shown.returncode,
                                       stderr=shown.stderr or scrub(shown.stdout)[:2000])
-        fd = os.open(plan_json_file(out), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as kept:
-            kept.write(shown.stdout)
         return saved_plan(out, status, plan_json, stderr=stderr)
 
     def current_state(self) -> StateIdentity:

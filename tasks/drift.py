@@ -22,9 +22,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
 from prefect.variables import Variable
 
@@ -48,10 +46,11 @@ from gitops.workspace import EnvWorkspace
 from tasks.github import code_host
 from tasks.publish import emit, publish_table
 from tasks.retry import BACKOFF, transient_only
-from tasks.slots import slot_in_use
+from tasks.deploys import DEPLOY_DEPLOYMENT
+from tasks.slots import ensure_limit, slot_in_use
 from tasks.terraform import stage_plan
 
-REMEDIATION_DEPLOYMENT = "deploy/deploy"  # tasks.deploys.DEPLOY_DEPLOYMENT
+REMEDIATION_DEPLOYMENT = DEPLOY_DEPLOYMENT
 DETECTED_EVENT = "gitops.drift.detected"
 RESOLVED_EVENT = "gitops.drift.resolved"
 NOTIFY_LOCK_LEASE_SECONDS = 60
@@ -118,14 +117,7 @@ def notify_lock(environment: str) -> Iterator[None]:
     """Hold the environment's notify lock (created on first use); TimeoutError after
     :data:`NOTIFY_LOCK_WAIT_SECONDS`."""
     name = notify_lock_name(environment)
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                client.upsert_global_concurrency_limit_by_name(name, 1)
-            except ObjectAlreadyExists:  # another check created it meanwhile
-                pass
+    ensure_limit(name)
     with concurrency(name, occupy=1, strict=True, timeout_seconds=NOTIFY_LOCK_WAIT_SECONDS,
                      lease_duration=NOTIFY_LOCK_LEASE_SECONDS):
         yield

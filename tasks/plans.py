@@ -24,7 +24,7 @@ from gitops.planstore import PlanStore, StoredPlan, plan_key_from_text
 from gitops.workspace import EnvWorkspace
 from tasks.credentials import load_secret, phase_credentials
 from tasks.retry import BACKOFF, transient_only
-from gitops.terraform import plan_json_file, saved_plan
+from gitops.terraform import saved_plan
 from tasks.terraform import StagedPlan, init_runner, staged_from
 
 _RETRY = dict(retries=3, retry_delay_seconds=BACKOFF, retry_condition_fn=transient_only,
@@ -46,11 +46,12 @@ def save_plan(ws: EnvWorkspace, staged: StagedPlan, run_id: str) -> StoredPlan:
     """Seal the saved plan into the state bucket (idempotent: same run, same plan, same key)."""
     if staged.fingerprint is None:
         raise StalePlan(f"{ws.name}: nothing was planned")
+    # Its show -json goes with it (a resumed run need not ask terraform again): read here, once
+    # per wait, rather than kept from every plan.
     plan_file = Path(staged.plan_file)
-    if not plan_json_file(plan_file).is_file():  # kept by read_saved; else ask terraform again
-        init_runner(ws).read_saved(plan_file, staged.status)
+    shown = init_runner(ws).read_saved(plan_file, staged.status)
     where = plan_store(ws).put(ws.name, run_id, plan_file, staged.fingerprint.plan_sha256,
-                               plan_json_file(plan_file).read_bytes())
+                               json.dumps(shown.plan_json).encode())
     get_run_logger().info("%s: plan %s kept for the approval at s3://%s/%s (sealed)", ws.name,
                           staged.fingerprint.short, where.bucket, where.key)
     return where

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.logging import get_run_logger
 
 from gitops.config import check_environment_name
@@ -35,19 +36,24 @@ def slot_name(environment: str) -> str:
     return f"gitops-deploy-{check_environment_name(environment)}"
 
 
-def ensure_slot(environment: str) -> bool:
-    """Create the environment's global concurrency limit (1 slot) if it does not exist; whether
-    it is in use (a deploy holds it), read in the same look."""
+def ensure_limit(name: str) -> Any:
+    """The global concurrency limit ``name``, created with one slot if it does not exist (a
+    concurrent creator is fine too): the deploy slot's, the drift notify lock's."""
     with get_client(sync_client=True) as client:
         try:
-            limit = client.read_global_concurrency_limit_by_name(slot_name(environment))
-        except Exception:  # ObjectNotFound; a concurrent creator is fine too
+            return client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
             try:
-                client.upsert_global_concurrency_limit_by_name(slot_name(environment), 1)
-            except Exception:
+                client.upsert_global_concurrency_limit_by_name(name, 1)
+            except ObjectAlreadyExists:  # created meanwhile
                 pass
-            limit = client.read_global_concurrency_limit_by_name(slot_name(environment))
-    return limit.active_slots > 0
+            return client.read_global_concurrency_limit_by_name(name)
+
+
+def ensure_slot(environment: str) -> bool:
+    """Create the environment's deploy slot if it does not exist; whether it is in use (a deploy
+    holds it), read in the same look."""
+    return ensure_limit(slot_name(environment)).active_slots > 0
 
 
 def slot_in_use(slot: str) -> bool:

@@ -34,11 +34,9 @@ def prefect_env() -> dict[str, str]:
 
 def deploy_everything(env: dict[str, str]) -> None:
     """The `gitops` process pool and every deployment of prefect.yaml on the test server."""
-    for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
-                 ["deploy", "--all", "--prefect-file", str(REPO_ROOT / "prefect.yaml")]):
-        done = subprocess.run([PREFECT, "--no-prompt", *args], cwd=REPO_ROOT, env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    from deployments.sandbox.launcher import deploy_to_pool
+
+    deploy_to_pool(REPO_ROOT, env)
 
 
 @contextlib.contextmanager

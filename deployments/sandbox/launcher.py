@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from gitops.planstore import new_plan_key_text
@@ -88,6 +89,20 @@ class Service:
         except SandboxError:
             return False
         return True
+
+
+def deploy_to_pool(source: Path, env: Mapping[str, str]) -> None:
+    """The `gitops` process work pool and prefect.yaml's deployments on it (`prefect deploy
+    --all` from the project at ``source``), on the API that ``env`` names (PREFECT_API_URL);
+    SandboxError saying which command failed and what it printed."""
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
+                 ["deploy", "--all", "--prefect-file", str(Path(source) / "prefect.yaml")]):
+        done = subprocess.run([prefect, "--no-prompt", *args], cwd=source, env=dict(env),
+                              capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise SandboxError(f"`prefect {' '.join(args[:2])}` failed: "
+                               f"{(done.stdout + done.stderr)[-2000:]}")
 
 
 @dataclass
@@ -213,13 +228,7 @@ class Sandbox:
                    "PREFECT_CLI_PROMPT": "false",
                    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS)}
         log = self.logs / "worker.log"
-        for args in (["work-pool", "create", "gitops", "--type", "process", "--overwrite"],
-                     ["deploy", "--all", "--prefect-file", str(self.source / "prefect.yaml")]):
-            done = subprocess.run([prefect, "--no-prompt", *args], cwd=self.source, env=run_env,
-                                  capture_output=True, text=True, timeout=300, check=False)
-            if done.returncode != 0:
-                raise SandboxError(f"`prefect {' '.join(args[:2])}` failed: "
-                                   f"{(done.stdout + done.stderr)[-2000:]}")
+        deploy_to_pool(self.source, run_env)
         os.environ["PREFECT_API_URL"] = env["PREFECT_API_URL"]
         ensure_zombie_automation()
         current = state.services.get("worker")
